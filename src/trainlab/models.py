@@ -1,0 +1,149 @@
+"""Plain `nn.Module` networks: hidden-layer shapes, activations, normalisation and weight init."""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+from trainlab.errors import ConfigError
+
+
+class Swish(nn.Module):
+    """x * sigmoid(beta * x); beta=1 is SiLU."""
+
+    def __init__(self, beta: float = 1.0):
+        super().__init__()
+        self.beta = beta
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(self.beta * x)
+
+
+class GroupNorm1d(nn.GroupNorm):
+    """GroupNorm called like the other norms, with the feature count first."""
+
+    def __init__(self, num_features: int, num_groups: int = 8):
+        if num_groups < 1 or num_features % num_groups:
+            raise ConfigError("norm.num_groups", f"{num_groups} does not divide the hidden width {num_features}")
+        super().__init__(num_groups, num_features)
+
+
+def _check_positive(key: str, value: int, minimum: int = 1) -> None:
+    if not isinstance(value, int) or value < minimum:
+        raise ConfigError(key, f"must be an integer >= {minimum}, got {value!r}")
+
+
+def hidden_widths(shape: str, width: int = 256, depth: int = 3, bottleneck: int = 256,
+                  hidden: list[int] | None = None, allow_wide_bottleneck: bool = False) -> list[int]:
+    """Hidden-layer widths for a named shape (`depth` hidden layers; `custom` takes `hidden`)."""
+    if shape == "custom":
+        widths = list(hidden or [])
+        for w in widths:
+            _check_positive("model.hidden", w)
+        return widths
+    _check_positive("model.depth", depth, minimum=0)
+    _check_positive("model.width", width)
+    if shape == "uniform":
+        return [width] * depth
+    if shape == "pyramid":
+        if depth and width >> (depth - 1) < 1:
+            raise ConfigError("model.width", f"{width} cannot halve {depth - 1} times; widen it or lower model.depth")
+        return [width >> i for i in range(depth)]
+    if shape == "hourglass":
+        _check_positive("model.bottleneck", bottleneck)
+        if bottleneck > width and not allow_wide_bottleneck:
+            raise ConfigError("model.bottleneck", f"{bottleneck} is wider than model.width={width}; "
+                              "lower it, or set model.allow_wide_bottleneck=true for an inverted hourglass")
+        if depth == 0:
+            return []
+        # Geometric steps from width down to the bottleneck in the middle, mirrored back up.
+        half = (depth + 1) // 2
+        steps = max(half - 1, 1)
+        down = [round(width * (bottleneck / width) ** (i / steps)) for i in range(half)] if half > 1 else [bottleneck]
+        return down + down[: depth - half][::-1]
+    raise ConfigError("model.shape", f"unknown shape {shape!r}; use hourglass, pyramid, uniform or custom")
+
+
+class MLP(nn.Sequential):
+    """Linear -> [norm] -> activation -> [dropout] per hidden layer, then a Linear output layer."""
+
+    def __init__(self, in_features: int, num_classes: int, widths: list[int],
+                 activation: Callable[[], nn.Module], norm: Callable[[int], nn.Module] | None = None,
+                 dropout: float = 0.0):
+        if not 0 <= dropout < 1:
+            raise ConfigError("model.dropout", f"must be in [0, 1), got {dropout}")
+        layers: list[nn.Module] = []
+        for fan_in, fan_out in zip([in_features, *widths], widths):
+            layers.append(nn.Linear(fan_in, fan_out))
+            if norm is not None:
+                layers.append(norm(fan_out))
+            layers.append(activation())
+            if dropout:
+                layers.append(nn.Dropout(dropout))
+        layers.append(nn.Linear(widths[-1] if widths else in_features, num_classes))
+        super().__init__(*layers)
+        self.widths = [in_features, *widths, num_classes]
+
+    def describe(self) -> str:
+        return f"MLP {'-'.join(map(str, self.widths))}: {count_parameters(self):,} parameters"
+
+
+def _gain_name(activation: nn.Module) -> tuple[str, float | None]:
+    """The name torch.nn.init.calculate_gain knows for this activation ('linear' if none)."""
+    if isinstance(activation, nn.LeakyReLU):
+        return "leaky_relu", activation.negative_slope
+    for cls, name in ((nn.Sigmoid, "sigmoid"), (nn.Tanh, "tanh"), (nn.ReLU, "relu"), (nn.SELU, "selu")):
+        if isinstance(activation, cls):
+            return name, None
+    return "linear", None
+
+
+def init_weights(net: nn.Module, scheme: str, bias: float | None = None, **params) -> None:
+    """Initialise every Linear layer of `net` with a torch.nn.init scheme via `module.apply`."""
+    activation = next((m for m in net.modules() if not isinstance(m, (nn.Linear, nn.Sequential, nn.Dropout,
+                                                                      nn.BatchNorm1d, nn.LayerNorm, nn.GroupNorm))), None)
+    name, param = _gain_name(activation) if activation is not None else ("linear", None)
+    gain = nn.init.calculate_gain(name, param)
+    # Kaiming takes the nonlinearity itself; torch supports only the ReLU family there.
+    kaiming = {"nonlinearity": name, "a": param or 0} if name in ("relu", "leaky_relu") else {}
+    schemes: dict[str, Callable[[torch.Tensor], object]] = {
+        "default": lambda w: None,
+        "zeros": nn.init.zeros_,
+        "constant": lambda w: nn.init.constant_(w, **params),
+        "uniform": lambda w: nn.init.uniform_(w, **params),
+        "normal": lambda w: nn.init.normal_(w, **params),
+        "trunc_normal": lambda w: nn.init.trunc_normal_(w, **params),
+        "sparse": lambda w: nn.init.sparse_(w, **params),
+        "xavier_uniform": lambda w: nn.init.xavier_uniform_(w, gain=gain),
+        "xavier_normal": lambda w: nn.init.xavier_normal_(w, gain=gain),
+        "kaiming_uniform": lambda w: nn.init.kaiming_uniform_(w, **params, **kaiming),
+        "kaiming_normal": lambda w: nn.init.kaiming_normal_(w, **params, **kaiming),
+        "orthogonal": lambda w: nn.init.orthogonal_(w, gain=gain),
+        "eye": nn.init.eye_,
+    }
+    if scheme not in schemes:
+        raise ConfigError("init.scheme", f"unknown scheme {scheme!r}; choose one of {sorted(schemes)}")
+
+    def apply(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            with torch.no_grad():
+                schemes[scheme](module.weight)
+                if bias is not None and module.bias is not None:
+                    nn.init.constant_(module.bias, bias)
+
+    net.apply(apply)
+
+
+def count_parameters(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+def build_mlp(in_features: int, num_classes: int, model_cfg: dict, activation: Callable[[], nn.Module],
+              norm: Callable[[int], nn.Module] | None, init_cfg: dict) -> MLP:
+    """An MLP from the `model`, `activation`, `norm` and `init` groups."""
+    shape_keys = {k: v for k, v in model_cfg.items() if k != "dropout"}
+    net = MLP(in_features, num_classes, hidden_widths(**shape_keys), activation, norm, model_cfg.get("dropout", 0.0))
+    init_weights(net, **init_cfg)
+    return net
+

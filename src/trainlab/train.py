@@ -9,9 +9,10 @@ import time
 from pathlib import Path
 
 import lightning as L
+import torch
 from hydra.utils import instantiate
 from lightning.pytorch.accelerators import CPUAccelerator
-from lightning.pytorch.callbacks import LearningRateMonitor
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from trainlab.errors import ConfigError
@@ -43,6 +44,8 @@ def check_config(cfg: DictConfig) -> None:
     precision = str(cfg.trainer.get("precision", "32-true"))
     if precision not in PRECISIONS:
         raise ConfigError("trainer.precision", f"unknown precision {precision!r}; use precision=<one of {', '.join(PRECISIONS)}>")
+    if cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():
+        raise ConfigError("trainer.accelerator", "trainer=gpu but torch sees no CUDA GPU here; use trainer=cpu or trainer=default")
     epochs = cfg.trainer.get("max_epochs")
     if not isinstance(epochs, int) or epochs < 1:
         raise ConfigError("trainer.max_epochs", f"must be an integer >= 1, got {epochs!r}")
@@ -107,7 +110,9 @@ def train(cfg: DictConfig) -> dict:
     if not logger:
         # LearningRateMonitor refuses to run without a logger; the lr is still in the config.
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
+    # Without a configured ModelCheckpoint, Lightning would add its own: callbacks=none means none.
+    checkpointing = any(isinstance(c, ModelCheckpoint) for c in callbacks)
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger, enable_checkpointing=checkpointing)
     if cfg.trainer.precision == "16-mixed" and isinstance(trainer.accelerator, CPUAccelerator):
         log.warning("precision=16-mixed: fp16 autocast needs a GPU; on this CPU it runs as bf16-mixed")
 

@@ -1,0 +1,28 @@
+# `make train` / `make test` set up .venv on first use, from the pinned versions CI tested.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+LOCK := requirements.lock
+
+.PHONY: setup train test clean lock
+
+setup: $(VENV)/.installed
+
+# torch is pinned to its CPU build in the lock file, so pip never pulls the CUDA wheels.
+$(VENV)/.installed: pyproject.toml $(LOCK)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -c $(LOCK) -e '.[dev]'
+	touch $@
+
+train: setup
+	$(PY) train.py $(ARGS)
+
+test: setup
+	HF_DATASETS_OFFLINE=1 HF_HUB_OFFLINE=1 WANDB_MODE=offline $(PY) -m pytest $(ARGS)
+
+# Re-pin after changing dependencies in pyproject.toml (then run `make test`).
+lock: setup
+	$(PY) -m pip freeze --exclude-editable | grep -v '^trainlab' > $(LOCK)
+
+clean:
+	rm -rf $(VENV) outputs .pytest_cache

@@ -1,0 +1,46 @@
+"""Loggers and callbacks do real work only outside fast_dev_run, so these runs are short but real."""
+from __future__ import annotations
+
+import csv
+
+from conftest import make_cfg
+from trainlab.train import train
+
+SHORT = ("data=digits", "trainer.max_epochs=2")
+
+
+def test_csv_logger_writes_epoch_metrics(tmp_path):
+    train(make_cfg(tmp_path, *SHORT, "logger=csv"))
+    rows = list(csv.DictReader((tmp_path / "csv" / "metrics.csv").open()))
+    val_losses = [r["val/loss"] for r in rows if r.get("val/loss")]
+    assert len(val_losses) == 2
+    assert any(r.get("lr-Adam") for r in rows), "the learning-rate monitor logs the lr"
+
+
+def test_tensorboard_logger_writes_events(tmp_path):
+    train(make_cfg(tmp_path, *SHORT, "logger=tensorboard"))
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_wandb_logger_runs_offline(tmp_path):
+    train(make_cfg(tmp_path, *SHORT, "logger=wandb"))
+    assert list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
+
+
+def test_checkpoints_best_and_last_and_test_on_best(tmp_path):
+    summary = train(make_cfg(tmp_path, *SHORT, "logger=none"))
+    checkpoints = {p.name for p in (tmp_path / "checkpoints").iterdir()}
+    assert "last.ckpt" in checkpoints and any(n.startswith("best-epoch") for n in checkpoints)
+    assert summary["best_checkpoint"].endswith(f"best-epoch{summary['best_epoch']:03d}.ckpt")
+
+
+def test_early_stopping_can_trigger(tmp_path):
+    # Only a drop of 10 in val loss counts as progress: after the first epoch none does.
+    summary = train(make_cfg(tmp_path, "data=digits", "trainer.max_epochs=30", "logger=none",
+                             "callbacks.early_stopping.min_delta=10", "callbacks.early_stopping.patience=2"))
+    assert len(summary["history"]) == 3
+
+
+def test_no_callbacks_tests_final_weights(tmp_path):
+    summary = train(make_cfg(tmp_path, *SHORT, "callbacks=none", "logger=none"))
+    assert summary["best_checkpoint"] is None and not (tmp_path / "checkpoints").exists()

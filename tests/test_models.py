@@ -1,0 +1,140 @@
+"""Shapes, activations, norms and init schemes, built from the real config groups."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+from torch import nn
+
+from conftest import make_cfg
+from trainlab.errors import ConfigError
+from trainlab.models import build_mlp, hidden_widths
+
+
+def build(tmp_path, *overrides, features=784, classes=10):
+    cfg = make_cfg(tmp_path, *overrides)
+    norm = instantiate(cfg.norm) if cfg.norm else None
+    return build_mlp(features, classes, OmegaConf.to_container(cfg.model), instantiate(cfg.activation), norm,
+                     OmegaConf.to_container(cfg.init))
+
+
+@pytest.mark.parametrize(("overrides", "widths"), [
+    (["model=hourglass"], [784, 512, 256, 512, 10]),
+    (["model=hourglass", "model.depth=5"], [784, 512, 362, 256, 362, 512, 10]),
+    (["model=hourglass", "model.depth=1"], [784, 256, 10]),
+    (["model=pyramid"], [784, 512, 256, 128, 10]),
+    (["model=uniform", "model.width=64", "model.depth=3"], [784, 64, 64, 64, 10]),
+    (["model=uniform", "model.depth=0"], [784, 10]),
+    (["model=custom", "model.hidden=[1024,64,1024]"], [784, 1024, 64, 1024, 10]),
+    (["model=bnnet"], [784, 48, 24, 10]),
+])
+def test_layer_widths(tmp_path, overrides, widths):
+    net = build(tmp_path, *overrides)
+    assert net.widths == widths
+    assert [m.out_features for m in net if isinstance(m, nn.Linear)] == widths[1:]
+
+
+def test_bnnet_matches_the_notes(tmp_path):
+    net = build(tmp_path, "model=bnnet")
+    kinds = [type(m).__name__ for m in net]
+    assert kinds == ["Linear", "BatchNorm1d", "ReLU", "Linear", "BatchNorm1d", "ReLU", "Linear"]
+    # 784*48+48 + 2*48 + 48*24+24 + 2*24 + 24*10+10
+    assert sum(p.numel() for p in net.parameters()) == 39_250
+    assert "39,250 parameters" in net.describe()
+
+
+def test_cli_choice_beats_bnnet_defaults(tmp_path):
+    net = build(tmp_path, "model=bnnet", "norm=none", "activation=tanh")
+    assert [type(m).__name__ for m in net] == ["Linear", "Tanh", "Linear", "Tanh", "Linear"]
+
+
+def test_layer_order_norm_activation_dropout(tmp_path):
+    net = build(tmp_path, "model=uniform", "model.depth=1", "norm=layer", "activation=leaky_relu", "model.dropout=0.5")
+    assert [type(m).__name__ for m in net] == ["Linear", "LayerNorm", "LeakyReLU", "Dropout", "Linear"]
+
+
+def test_group_norm_groups(tmp_path):
+    net = build(tmp_path, "model=uniform", "model.width=32", "model.depth=1", "norm=group", "norm.num_groups=4")
+    assert net[1].num_groups == 4
+    with pytest.raises(ConfigError, match="norm.num_groups"):
+        build(tmp_path, "model=uniform", "model.width=30", "norm=group", "norm.num_groups=4")
+
+
+def test_batchnorm_worked_example_from_the_notes(tmp_path):
+    x = torch.tensor([[-0.6577, -0.5797, 0.6360], [0.7392, 0.2145, 1.523], [0.2432, 0.5662, 0.322]])
+    expected = torch.tensor([[-1.3246, -1.3492, -0.3756], [1.0912, 0.3077, 1.3685], [0.2334, 1.0415, -0.9930]])
+    batch_norm = instantiate(make_cfg(tmp_path, "norm=batch").norm)(3)
+    torch.testing.assert_close(batch_norm(x), expected, atol=1e-4, rtol=0)
+
+
+def test_swish_beta(tmp_path):
+    swish = instantiate(make_cfg(tmp_path, "activation=swish", "activation.beta=2.0").activation)()
+    x = torch.linspace(-3, 3, 7)
+    torch.testing.assert_close(swish(x), x * torch.sigmoid(2 * x))
+    silu = instantiate(make_cfg(tmp_path, "activation=silu").activation)()
+    torch.testing.assert_close(silu(x), instantiate(make_cfg(tmp_path, "activation=swish").activation)()(x))
+
+
+def linear_weights(net):
+    return [m.weight for m in net if isinstance(m, nn.Linear)]
+
+
+def test_zero_and_constant_init_leave_units_identical(tmp_path):
+    for overrides in (["init=zeros"], ["init=constant", "init.val=0.3"]):
+        net = build(tmp_path, "model=uniform", "model.width=16", *overrides)
+        for w in linear_weights(net):
+            assert torch.all(w == w.flatten()[0])
+        assert all(torch.all(m.bias == 0) for m in net if isinstance(m, nn.Linear))
+
+
+@pytest.mark.parametrize(("activation", "gain"), [("tanh", 5 / 3), ("sigmoid", 1.0), ("relu", math.sqrt(2))])
+def test_xavier_gain_follows_activation(tmp_path, activation, gain):
+    torch.manual_seed(0)
+    net = build(tmp_path, "model=uniform", "model.width=512", "model.depth=1", "init=xavier_normal",
+                f"activation={activation}")
+    w = linear_weights(net)[1]  # 512 -> 10
+    expected_std = gain * math.sqrt(2 / (512 + 10))
+    assert w.std().item() == pytest.approx(expected_std, rel=0.05)
+
+
+def test_kaiming_follows_leaky_relu_slope(tmp_path):
+    torch.manual_seed(0)
+    net = build(tmp_path, "model=uniform", "model.width=1024", "model.depth=2", "init=kaiming_normal",
+                "activation=leaky_relu", "activation.negative_slope=0.5")
+    w = linear_weights(net)[1]  # 1024 -> 1024, fan_in 1024
+    assert w.std().item() == pytest.approx(math.sqrt(2 / (1 + 0.5**2)) / 32, rel=0.05)
+
+
+def test_other_init_schemes(tmp_path):
+    eye = linear_weights(build(tmp_path, "model=uniform", "model.width=16", "init=eye"))[1]
+    assert torch.equal(eye, torch.eye(16))
+    ortho = linear_weights(build(tmp_path, "model=uniform", "model.width=16", "init=orthogonal", "activation=sigmoid"))[1]
+    torch.testing.assert_close(ortho @ ortho.T, torch.eye(16), atol=1e-5, rtol=0)
+    sparse = linear_weights(build(tmp_path, "model=uniform", "model.width=16", "init=sparse", "init.sparsity=0.5"))[1]
+    assert ((sparse == 0).sum(dim=0) == 8).all()
+    trunc = linear_weights(build(tmp_path, "init=trunc_normal", "init.a=-0.01", "init.b=0.01"))[0]
+    assert trunc.abs().max() <= 0.01
+    uniform = linear_weights(build(tmp_path, "init=uniform", "init.a=0.2", "init.b=0.3", "init.bias=0.01"))
+    assert all(w.min() >= 0.2 and w.max() <= 0.3 for w in uniform)
+    assert all(torch.all(m.bias == 0.01) for m in build(tmp_path, "init=normal", "init.bias=0.01") if isinstance(m, nn.Linear))
+
+
+@pytest.mark.parametrize(("kwargs", "key"), [
+    ({"shape": "uniform", "width": 0}, "model.width"),
+    ({"shape": "uniform", "depth": -1}, "model.depth"),
+    ({"shape": "hourglass", "width": 128, "bottleneck": 512}, "model.bottleneck"),
+    ({"shape": "pyramid", "width": 4, "depth": 4}, "model.width"),
+    ({"shape": "uniform", "width": "abc"}, "model.width"),
+    ({"shape": "custom", "hidden": [8, 0]}, "model.hidden"),
+    ({"shape": "star"}, "model.shape"),
+])
+def test_impossible_shapes(kwargs, key):
+    with pytest.raises(ConfigError, match=key):
+        hidden_widths(**kwargs)
+
+
+def test_inverted_hourglass_when_asked():
+    assert hidden_widths("hourglass", width=64, bottleneck=256, depth=3, allow_wide_bottleneck=True) == [64, 256, 64]

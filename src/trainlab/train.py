@@ -10,6 +10,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
@@ -85,6 +86,16 @@ def build_summary(module: Classifier, trainer: L.Trainer, test_metrics: dict, se
     }
 
 
+def build(node: DictConfig, **kwargs):
+    """hydra.utils.instantiate, but a ConfigError raised by the target surfaces as itself."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as error:
+        if isinstance(error.__cause__, ConfigError):
+            raise error.__cause__ from None
+        raise
+
+
 def train(cfg: DictConfig) -> dict:
     """Train and test the configured model; returns (and writes) the run summary."""
     started = time.perf_counter()
@@ -96,23 +107,23 @@ def train(cfg: DictConfig) -> dict:
     (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    datamodule = instantiate(cfg.data, shuffle_seed=cfg.seed)
-    norm = instantiate(cfg.norm) if cfg.norm else None
+    datamodule = build(cfg.data, shuffle_seed=cfg.seed)
+    norm = build(cfg.norm) if cfg.norm else None
     net = build_mlp(datamodule.num_features, datamodule.num_classes, OmegaConf.to_container(cfg.model),
-                    instantiate(cfg.activation), norm, OmegaConf.to_container(cfg.init))
+                    build(cfg.activation), norm, OmegaConf.to_container(cfg.init))
     log.info("%s | activation=%s norm=%s init=%s", net.describe(), cfg.activation._target_.rsplit(".", 1)[-1],
              cfg.norm.get("_target_", "none").rsplit(".", 1)[-1], cfg.init.scheme)
-    scheduler = instantiate(cfg.scheduler) if cfg.scheduler else None
-    module = Classifier(net, datamodule.num_classes, instantiate(cfg.optim), scheduler)
+    scheduler = build(cfg.scheduler) if cfg.scheduler else None
+    module = Classifier(net, datamodule.num_classes, build(cfg.optim), scheduler)
 
-    logger = instantiate(cfg.logger) if cfg.logger else False
-    callbacks = [instantiate(c) for c in cfg.callbacks.values() if c]
+    logger = build(cfg.logger) if cfg.logger else False
+    callbacks = [build(c) for c in cfg.callbacks.values() if c]
     if not logger:
         # LearningRateMonitor refuses to run without a logger; the lr is still in the config.
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     # Without a configured ModelCheckpoint, Lightning would add its own: callbacks=none means none.
     checkpointing = any(isinstance(c, ModelCheckpoint) for c in callbacks)
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger, enable_checkpointing=checkpointing)
+    trainer: L.Trainer = build(cfg.trainer, callbacks=callbacks, logger=logger, enable_checkpointing=checkpointing)
     if cfg.trainer.precision == "16-mixed" and isinstance(trainer.accelerator, CPUAccelerator):
         log.warning("precision=16-mixed: fp16 autocast needs a GPU; on this CPU it runs as bf16-mixed")
 
@@ -145,12 +156,7 @@ def run_from_cli(cfg: DictConfig) -> float | None:
     """Hydra entry: bad input becomes one line on stderr and exit code 2, not a traceback."""
     try:
         return optimized_value(cfg, train(cfg))
-    except Exception as error:
-        cause = error
-        while cause is not None and not isinstance(cause, ConfigError):
-            cause = cause.__cause__  # hydra.utils.instantiate wraps what a target raises
-        if cause is None:
-            raise
-        log.error("config error: %s", cause)
-        print(f"error: {cause}", file=sys.stderr)
+    except ConfigError as error:
+        log.error("config error: %s", error)
+        print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

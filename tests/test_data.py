@@ -1,0 +1,78 @@
+"""Splits, scaling without leakage, and the in-memory batch path."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from conftest import make_cfg
+from trainlab.data import ArrayDataModule, TensorBatches
+from trainlab.errors import ConfigError
+
+
+def datamodule(tmp_path, *overrides):
+    return instantiate(make_cfg(tmp_path, *overrides).data, shuffle_seed=0)
+
+
+def test_mnist_is_the_embedded_5k_sample(tmp_path):
+    dm = datamodule(tmp_path)
+    assert (dm.num_features, dm.num_classes) == (784, 10)
+    assert sum(len(y) for _, y in dm.splits.values()) == 5000
+    assert [len(dm.splits[s][1]) for s in ("train", "val", "test")] == [4000, 500, 500]
+
+
+def test_digits_sizes_are_read_from_data(tmp_path):
+    dm = datamodule(tmp_path, "data=digits")
+    assert (dm.num_features, dm.num_classes) == (64, 10)
+
+
+def test_standard_scaler_is_fitted_on_train_only(tmp_path):
+    dm = datamodule(tmp_path, "data=digits", "data.scaler=standard")
+    train_x, val_x = dm.splits["train"][0], dm.splits["val"][0]
+    varying = train_x.std(0) > 0
+    torch.testing.assert_close(train_x.mean(0), torch.zeros(64), atol=1e-5, rtol=0)
+    torch.testing.assert_close(train_x[:, varying].std(0, unbiased=False), torch.ones(int(varying.sum())), atol=1e-4, rtol=0)
+    # Had val/test statistics leaked into the fit, val would be centred too.
+    assert val_x.mean(0).abs().max() > 0.05
+
+
+def test_minmax_and_none_scalers(tmp_path):
+    train_x = datamodule(tmp_path, "data=digits", "data.scaler=minmax").splits["train"][0]
+    assert train_x.min() == 0 and train_x.max() == 1
+    raw = datamodule(tmp_path, "data=digits", "data.scaler=none").splits["train"][0]
+    assert raw.max() == 16  # load_digits pixels are 0..16
+
+
+def test_split_is_fixed_by_split_seed_not_seed(tmp_path):
+    a = datamodule(tmp_path, "data=digits", "seed=1").splits["val"][1]
+    b = datamodule(tmp_path, "data=digits", "seed=2").splits["val"][1]
+    c = datamodule(tmp_path, "data=digits", "data.split_seed=5").splits["val"][1]
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_batches_cover_each_sample_once_per_epoch():
+    x, y = torch.arange(10).float()[:, None], torch.arange(10)
+    batches = TensorBatches(x, y, batch_size=4, shuffle=True, seed=3)
+    assert len(batches) == 3
+    epochs = [torch.cat([yb for _, yb in batches]) for _ in range(2)]
+    for order in epochs:
+        assert sorted(order.tolist()) == list(range(10))
+    assert not torch.equal(epochs[0], epochs[1])  # reshuffled every epoch
+    again = TensorBatches(x, y, batch_size=4, shuffle=True, seed=3)
+    assert torch.equal(torch.cat([yb for _, yb in again]), epochs[0])  # same seed, same order
+    for xb, yb in batches:
+        assert torch.equal(xb[:, 0].long(), yb)  # features stay with their labels
+
+
+@pytest.mark.parametrize(("x", "y", "kwargs", "key"), [
+    (np.array([[np.nan, 1.0]] * 20), np.arange(20) % 2, {}, "NaN"),
+    (np.ones((20, 2)), np.array([0.5] * 20), {}, "labels"),
+    (np.ones((20, 2)), np.arange(20) % 2, {"scaler": "robust"}, "data.scaler"),
+    (np.ones((20, 2)), np.arange(20) % 2, {"batch_size": 0}, "data.batch_size"),
+    (np.ones((20, 2)), np.arange(20) % 2, {"val_fraction": 0.0}, "data.val_fraction"),
+    (np.ones((20, 2)), np.arange(20) % 2, {"val_fraction": 0.6, "test_fraction": 0.5}, "data.val_fraction"),
+])
+def test_bad_data_is_a_clear_error(x, y, kwargs, key):
+    with pytest.raises(ConfigError, match=key):
+        ArrayDataModule(lambda: (x, y), **kwargs)

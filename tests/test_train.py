@@ -1,0 +1,117 @@
+"""Real short runs, reproducibility, precision handling, bad input, and the CLI as a user types it."""
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from conftest import make_cfg, run_cli
+from trainlab.errors import ConfigError
+from trainlab.train import optimized_value, train
+
+QUIET = ("logger=none", "callbacks.progress_bar.refresh_rate=0")
+
+
+def test_relu_adam_learns_mnist(tmp_path):
+    summary = train(make_cfg(tmp_path, "activation=relu", "optim=adam", "trainer.max_epochs=3", *QUIET))
+    assert summary["best"]["val/acc"] > 0.85
+    assert summary["history"][-1]["train/loss"] < summary["history"][0]["train/loss"]
+    on_disk = json.loads((tmp_path / "summary.json").read_text())
+    assert on_disk["num_parameters"] == 784 * 512 + 512 + 512 * 256 + 256 + 256 * 512 + 512 + 512 * 10 + 10
+    assert on_disk["layer_widths"] == [784, 512, 256, 512, 10]
+    assert on_disk["best_epoch"] in range(3) and on_disk["wall_time_s"] > 0
+    assert set(on_disk["test"]) == {"test/loss", "test/acc"}
+    assert optimized_value(make_cfg(tmp_path), summary) == summary["best"]["val/acc"]
+    assert "${" not in (tmp_path / "config.yaml").read_text()  # saved fully resolved
+
+
+def short_run(tmp_path, *overrides):
+    return train(make_cfg(tmp_path, "data=digits", "trainer.max_epochs=2", *QUIET, *overrides))
+
+
+def test_same_seed_same_metrics_and_seed_zero_is_a_seed(tmp_path):
+    first = short_run(tmp_path / "a", "seed=0", "model.dropout=0.2")
+    second = short_run(tmp_path / "b", "seed=0", "model.dropout=0.2")
+    other = short_run(tmp_path / "c", "seed=1", "model.dropout=0.2")
+    assert first["history"] == second["history"] and first["test"] == second["test"]
+    assert first["history"] != other["history"]
+
+
+def test_scheduler_changes_learning_rate(tmp_path):
+    summary = short_run(tmp_path, "scheduler=step", "scheduler.step_size=1", "scheduler.gamma=0.1", "logger=csv")
+    lr = [row for row in (tmp_path / "csv" / "metrics.csv").read_text().splitlines()]
+    assert summary["status"] == "completed" and len(lr) > 1
+
+
+def test_fp16_true_with_adam_raises_eps_and_stays_finite(tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, logger="trainlab"):
+        summary = short_run(tmp_path, "precision=16-true", "optim=adam")
+    assert "optim.eps=1e-08 underflows" in caplog.text
+    assert "eps: 0.0001" in (tmp_path / "config.yaml").read_text()
+    assert all(h["train/loss"] == h["train/loss"] for h in summary["history"])  # no NaN
+    assert summary["best"]["val/acc"] > 0.5
+
+
+def test_fp16_mixed_on_cpu_says_it_runs_as_bf16(tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, logger="trainlab"):
+        short_run(tmp_path, "precision=16-mixed", "trainer=cpu", "debug=fast_dev_run")
+    assert "runs as bf16-mixed" in caplog.text
+
+
+@pytest.mark.parametrize(("overrides", "key"), [
+    (["optim.lr=0"], "optim.lr"),
+    (["optim.lr=-0.1"], "optim.lr"),
+    (["optim.lr=abc"], "optim.lr"),
+    (["optim=momentum", "optim.momentum=1.5"], "optim.momentum"),
+    (["optim.weight_decay=-1"], "optim.weight_decay"),
+    (["trainer.precision=8-true"], "trainer.precision"),
+    (["trainer.max_epochs=0"], "trainer.max_epochs"),
+    (["model.dropout=1.0"], "model.dropout"),
+    (["model.dropout=-0.1"], "model.dropout"),
+    (["model.width=0"], "model.width"),
+    (["model.depth=-1"], "model.depth"),
+    (["model.bottleneck=1024"], "model.bottleneck"),
+    (["seed=abc"], "seed"),
+    (["data.scaler=robust"], "data.scaler"),
+])
+def test_impossible_values_fail_before_training(tmp_path, overrides, key):
+    with pytest.raises(ConfigError, match=key):
+        train(make_cfg(tmp_path, *overrides))
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_cli_bad_value_is_one_line_and_exit_2(tmp_path):
+    result = run_cli("optim.lr=-1", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error: optim.lr: learning rate must be")
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_unknown_option_lists_the_choices(tmp_path):
+    result = run_cli("optim=adamax", f"hydra.run.dir={tmp_path}")
+    assert result.returncode != 0
+    assert "adam" in result.stderr and "rmsprop" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_cli_help_lists_groups_and_options():
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for line in ("model: bnnet, custom, hourglass, pyramid, uniform", "precision: 16-mixed, 16-true, 32-true",
+                 "norm: batch, group, layer, none"):
+        assert line in result.stdout
+
+
+def test_cli_multirun_one_folder_and_summary_per_job(tmp_path):
+    result = run_cli("-m", "activation=sigmoid,relu", "optim=sgd,adam", "data=digits", "trainer.max_epochs=1",
+                     "logger=none", f"hydra.sweep.dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = sorted(p.name for p in tmp_path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    expected = [("0", "sigmoid", "sgd"), ("1", "sigmoid", "adam"), ("2", "relu", "sgd"), ("3", "relu", "adam")]
+    assert len(jobs) == 4
+    for name, (num, activation, optim) in zip(jobs, expected):
+        assert name.startswith(f"{num}_activation={activation},") and f"optim={optim}," in name
+    for job in jobs:
+        summary = json.loads((tmp_path / job / "summary.json").read_text())
+        assert summary["status"] == "completed"
+        assert (tmp_path / job / "config.yaml").exists()

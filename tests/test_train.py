@@ -74,6 +74,7 @@ def test_fp16_mixed_on_cpu_says_it_runs_as_bf16(tmp_path, caplog):
     (["model.bottleneck=1024"], "model.bottleneck"),
     (["seed=abc"], "seed"),
     (["data.scaler=robust"], "data.scaler"),
+    (["+model.colour=red"], "model.colour"),
 ])
 def test_impossible_values_fail_before_training(tmp_path, overrides, key):
     with pytest.raises(ConfigError, match=key):

@@ -1,6 +1,7 @@
 """Plain `nn.Module` networks: hidden-layer shapes, activations, normalisation and weight init."""
 from __future__ import annotations
 
+import inspect
 from typing import Callable
 
 import torch
@@ -143,6 +144,10 @@ def build_mlp(in_features: int, num_classes: int, model_cfg: dict, activation: C
               norm: Callable[[int], nn.Module] | None, init_cfg: dict) -> MLP:
     """An MLP from the `model`, `activation`, `norm` and `init` groups."""
     shape_keys = {k: v for k, v in model_cfg.items() if k != "dropout"}
+    unknown = set(shape_keys) - set(inspect.signature(hidden_widths).parameters)
+    if unknown:
+        raise ConfigError(f"model.{sorted(unknown)[0]}", f"not a model setting; known: dropout, "
+                          f"{', '.join(inspect.signature(hidden_widths).parameters)}")
     net = MLP(in_features, num_classes, hidden_widths(**shape_keys), activation, norm, model_cfg.get("dropout", 0.0))
     init_weights(net, **init_cfg)
     return net

@@ -1,7 +1,9 @@
 """Tests compose the real configs in conf/ (no copies) and run them offline on the CPU."""
 from __future__ import annotations
 
+import csv
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -31,3 +33,46 @@ def run_cli(*args: str, cwd: Path = ROOT, timeout: int = 300) -> subprocess.Comp
 @pytest.fixture
 def cfg_factory(tmp_path):
     return lambda *overrides: make_cfg(tmp_path, *overrides)
+
+
+POSITIVE = "great wonderful superb moving delightful brilliant charming".split()
+NEGATIVE = "awful boring dull clumsy tedious weak dreadful".split()
+NEUTRAL = "film plot actor scene story director music camera".split()
+
+
+def review_texts(n: int, seed: int = 0) -> tuple[list[str], list[int]]:
+    """Small made-up reviews with a learnable sentiment (1 = positive), in the IMDB schema."""
+    rng = random.Random(seed)
+    texts, labels = [], []
+    for i in range(n):
+        label = i % 2
+        words = rng.choices(NEUTRAL, k=8) + rng.choices(POSITIVE if label else NEGATIVE, k=3)
+        rng.shuffle(words)
+        texts.append(" ".join(words))
+        labels.append(label)
+    return texts, labels
+
+
+@pytest.fixture(scope="session")
+def hub_like_dataset(tmp_path_factory) -> Path:
+    """A local folder in the schema of the Hub's stanfordnlp/imdb: train/test parquet, text + ClassLabel."""
+    from datasets import ClassLabel, Dataset, Features, Value
+
+    root = tmp_path_factory.mktemp("imdb_like")
+    features = Features({"text": Value("string"), "label": ClassLabel(names=["neg", "pos"])})
+    for split, (n, seed) in {"train": (240, 0), "test": (80, 1)}.items():
+        texts, labels = review_texts(n, seed)
+        Dataset.from_dict({"text": texts, "label": labels}, features=features).to_parquet(str(root / f"{split}.parquet"))
+    return root
+
+
+@pytest.fixture(scope="session")
+def reviews_csv(tmp_path_factory) -> Path:
+    """The user's own csv with string labels in custom columns."""
+    texts, labels = review_texts(200, seed=2)
+    path = tmp_path_factory.mktemp("own") / "reviews.csv"
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["review", "stars"])
+        writer.writerows((t, "good" if y else "bad") for t, y in zip(texts, labels))
+    return path

@@ -15,9 +15,27 @@ SPECIAL = {("trainer", "ddp"), ("trainer", "gpu")}
 OPTIONS = sorted((p.parent.name, p.stem) for p in CONF.glob("*/*.yaml") if (p.parent.name, p.stem) not in SPECIAL)
 
 
+TEXT_DATA = {"bbc_news", "imdb", "rotten_tomatoes", "text_files"}
+
+
+def partner_overrides(group: str, option: str, hub_like_dataset, reviews_csv) -> list[str]:
+    """Text data needs a text model and vice versa; Hub data is replaced by a local copy in its schema."""
+    if group == "data" and option in TEXT_DATA:
+        extra = ["model=text_bow"]
+    elif (group == "model" and option.startswith("text_")) or group == "experiment":
+        extra = ["data=bbc_news"]
+    else:
+        return []
+    if option in ("imdb", "rotten_tomatoes"):
+        extra.append(f"data.dataset={hub_like_dataset}")
+    if option == "text_files":
+        extra += [f"data.path={reviews_csv}", "data.text_column=review", "data.label_column=stars"]
+    return extra
+
+
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
-def test_every_option_fast_dev_run(tmp_path, group, option):
-    overrides = [f"{group}={option}"]
+def test_every_option_fast_dev_run(tmp_path, group, option, hub_like_dataset, reviews_csv):
+    overrides = [f"{group}={option}", *partner_overrides(group, option, hub_like_dataset, reviews_csv)]
     if group != "debug":
         overrides.append("debug=fast_dev_run")
     if group == "debug" and option in ("overfit_batches", "profiler"):

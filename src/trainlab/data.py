@@ -33,96 +33,74 @@ def load_mnist_5k() -> tuple[np.ndarray, np.ndarray]:
 
 
 class TensorBatches:
-    """Batches sliced from whole-split tensors: no per-sample __getitem__, no collate, no workers.
+    """Batches sliced from whole-split features: no per-sample __getitem__, no collate, no workers.
 
-    A fresh permutation per epoch (seeded by `seed + epoch`, so runs repeat) when shuffling.
+    `rows` restricts it to a subset (a DDP rank's shard). A fresh permutation per epoch (seeded by
+    `seed + epoch`, so runs repeat) when shuffling.
     """
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool, seed: int):
+    def __init__(self, x, y: torch.Tensor, batch_size: int, shuffle: bool, seed: int, rows: torch.Tensor | None = None):
         self.x, self.y = x, y
+        self.rows = torch.arange(len(y)) if rows is None else rows
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.epoch = 0
 
     def __len__(self) -> int:
-        return -(-len(self.y) // self.batch_size)
+        return -(-len(self.rows) // self.batch_size)
 
     def __iter__(self):
+        order = self.rows
         if self.shuffle:
-            order = torch.randperm(len(self.y), generator=torch.Generator().manual_seed(self.seed + self.epoch))
+            generator = torch.Generator().manual_seed(self.seed + self.epoch)
+            order = order[torch.randperm(len(order), generator=generator)]
             self.epoch += 1
-        else:
-            order = torch.arange(len(self.y))
         for start in range(0, len(order), self.batch_size):
             index = order[start : start + self.batch_size]
             yield self.x[index], self.y[index]
 
 
-class ArrayDataModule(L.LightningDataModule):
-    """Any (features, labels) array source, split into train/val/test and scaled on train only.
+class InMemoryDataModule(L.LightningDataModule):
+    """Whole train/val/test splits held in memory; subclasses fill `splits`, `num_features`, `num_classes`.
 
-    `num_features` and `num_classes` are read from the data, so models never hard-code them.
+    The split is fixed by `split_seed` (not the run's `seed`), so changing the seed changes only the weights.
     """
 
-    def __init__(
-        self,
-        loader: Callable[[], tuple[np.ndarray, np.ndarray]],
-        scaler: str = "standard",
-        val_fraction: float = 0.1,
-        test_fraction: float = 0.1,
-        split_seed: int = 0,
-        batch_size: int = 128,
-        shuffle_seed: int = 0,
-    ):
+    def __init__(self, val_fraction: float = 0.1, test_fraction: float = 0.1, split_seed: int = 0,
+                 batch_size: int = 128, shuffle_seed: int = 0):
         super().__init__()
-        if scaler not in SCALERS:
-            raise ConfigError("data.scaler", f"unknown scaler {scaler!r}; choose one of {sorted(SCALERS)}")
-        if batch_size < 1:
-            raise ConfigError("data.batch_size", f"must be >= 1, got {batch_size}")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigError("data.batch_size", f"must be an integer >= 1, got {batch_size!r}")
         for key, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-            if not 0 < value < 1:
-                raise ConfigError(f"data.{key}", f"must be in (0, 1), got {value}")
+            if not isinstance(value, (int, float)) or not 0 < value < 1:
+                raise ConfigError(f"data.{key}", f"must be in (0, 1), got {value!r}")
         if val_fraction + test_fraction >= 1:
             raise ConfigError("data.val_fraction", "val_fraction + test_fraction must leave a training split")
-        self.loader, self.scaler_name = loader, scaler
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
         self.split_seed, self.batch_size, self.shuffle_seed = split_seed, batch_size, shuffle_seed
-        self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.splits: dict[str, tuple] = {}
         self.prepare_splits()
+        for name in ("train", "val", "test"):
+            if len(self.splits[name][1]) == 0:
+                raise ConfigError(f"data.{name}_fraction", f"the {name} split is empty; make the fraction larger")
 
     def prepare_splits(self) -> None:
-        x, y = self.loader()
-        x = np.asarray(x, dtype=np.float32).reshape(len(x), -1)
-        y = np.asarray(y)
-        if not np.isfinite(x).all():
-            raise ConfigError("data", f"the features contain {np.sum(~np.isfinite(x))} NaN/inf values; clean or impute them")
-        if not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
-            raise ConfigError("data", "labels must be integer class ids 0..K-1")
-        self.num_classes = int(y.max()) + 1
-        self.num_features = x.shape[1]
-        x_train, x_hold, y_train, y_hold = train_test_split(
-            x, y, test_size=self.val_fraction + self.test_fraction, random_state=self.split_seed, stratify=y
-        )
-        test_share = self.test_fraction / (self.val_fraction + self.test_fraction)
-        x_val, x_test, y_val, y_test = train_test_split(
-            x_hold, y_hold, test_size=test_share, random_state=self.split_seed, stratify=y_hold
-        )
-        scaler_cls = SCALERS[self.scaler_name]
-        if scaler_cls is not None:
-            # Fitted on the training split alone: no val/test statistic leaks into training.
-            scaler = scaler_cls().fit(x_train)
-            x_train, x_val, x_test = (scaler.transform(a) for a in (x_train, x_val, x_test))
-        for name, (xs, ys) in {"train": (x_train, y_train), "val": (x_val, y_val), "test": (x_test, y_test)}.items():
-            if len(ys) == 0:
-                raise ConfigError(f"data.{name}_fraction", f"the {name} split is empty; make the fraction larger")
-            self.splits[name] = (torch.as_tensor(xs, dtype=torch.float32), torch.as_tensor(ys, dtype=torch.long))
+        raise NotImplementedError
+
+    def split_indices(self, labels: np.ndarray) -> dict[str, np.ndarray]:
+        """Stratified train/val/test row indices."""
+        rows = np.arange(len(labels))
+        train, held = train_test_split(rows, test_size=self.val_fraction + self.test_fraction,
+                                       random_state=self.split_seed, stratify=labels)
+        val, test = train_test_split(held, test_size=self.test_fraction / (self.val_fraction + self.test_fraction),
+                                     random_state=self.split_seed, stratify=labels[held])
+        return {"train": train, "val": val, "test": test}
 
     def _batches(self, split: str, shuffle: bool) -> TensorBatches:
         x, y = self.splits[split]
-        trainer = self.trainer
+        trainer, rows = self.trainer, None
         if trainer is not None and trainer.world_size > 1:
-            # Each DDP rank takes its own interleaved shard.
-            x, y = x[trainer.global_rank :: trainer.world_size], y[trainer.global_rank :: trainer.world_size]
-        return TensorBatches(x, y, self.batch_size, shuffle, self.shuffle_seed)
+            rows = torch.arange(trainer.global_rank, len(y), trainer.world_size)  # this rank's shard
+        return TensorBatches(x, y, self.batch_size, shuffle, self.shuffle_seed, rows)
 
     def train_dataloader(self) -> TensorBatches:
         # Overfitting a few batches means seeing the same ones every epoch.
@@ -134,3 +112,35 @@ class ArrayDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> TensorBatches:
         return self._batches("test", shuffle=False)
+
+
+class ArrayDataModule(InMemoryDataModule):
+    """Any (features, labels) array source, scaled on the training split only."""
+
+    def __init__(self, loader: Callable[[], tuple[np.ndarray, np.ndarray]], scaler: str = "standard",
+                 encoder: dict | None = None, **split_options):
+        if encoder:
+            raise ConfigError("model", "model=text_* needs text data: data=bbc_news, imdb, rotten_tomatoes or text_files")
+        if scaler not in SCALERS:
+            raise ConfigError("data.scaler", f"unknown scaler {scaler!r}; choose one of {sorted(SCALERS)}")
+        self.loader, self.scaler_name = loader, scaler
+        super().__init__(**split_options)
+
+    def prepare_splits(self) -> None:
+        x, y = self.loader()
+        x = np.asarray(x, dtype=np.float32).reshape(len(x), -1)
+        y = np.asarray(y)
+        if not np.isfinite(x).all():
+            raise ConfigError("data", f"the features contain {np.sum(~np.isfinite(x))} NaN/inf values; clean or impute them")
+        if not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
+            raise ConfigError("data", "labels must be integer class ids 0..K-1")
+        self.num_classes = int(y.max()) + 1
+        self.num_features = x.shape[1]
+        parts = {name: (x[rows], y[rows]) for name, rows in self.split_indices(y).items()}
+        scaler_cls = SCALERS[self.scaler_name]
+        if scaler_cls is not None:
+            # Fitted on the training split alone: no val/test statistic leaks into training.
+            scaler = scaler_cls().fit(parts["train"][0])
+            parts = {name: (scaler.transform(xs), ys) for name, (xs, ys) in parts.items()}
+        self.splits = {name: (torch.as_tensor(xs, dtype=torch.float32), torch.as_tensor(ys, dtype=torch.long))
+                       for name, (xs, ys) in parts.items()}

@@ -30,6 +30,29 @@ class GroupNorm1d(nn.GroupNorm):
         super().__init__(num_groups, num_features)
 
 
+class PooledEmbedding(nn.Module):
+    """Word ids (0 = padding) -> learned vectors -> mean or max over the non-padding positions."""
+
+    def __init__(self, num_embeddings: int, embedding_dim: int = 64, pooling: str = "mean"):
+        super().__init__()
+        if pooling not in ("mean", "max"):
+            raise ConfigError("model.encoder.pooling", f"unknown pooling {pooling!r}; use mean or max")
+        _check_positive("model.encoder.embedding_dim", embedding_dim)
+        self.embedding = nn.Embedding(num_embeddings, embedding_dim, padding_idx=0)
+        self.pooling = pooling
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        mask = (ids != 0).unsqueeze(-1)
+        vectors = self.embedding(ids)
+        if self.pooling == "mean":
+            return (vectors * mask).sum(1) / mask.sum(1).clamp(min=1)
+        pooled = vectors.masked_fill(~mask, float("-inf")).max(1).values
+        return pooled.masked_fill(~mask.any(1), 0.0)  # an all-padding document pools to zeros
+
+    def extra_repr(self) -> str:
+        return f"pooling={self.pooling}"
+
+
 def _check_positive(key: str, value: int, minimum: int = 1) -> None:
     if not isinstance(value, int) or value < minimum:
         raise ConfigError(key, f"must be an integer >= {minimum}, got {value!r}")
@@ -71,10 +94,10 @@ class MLP(nn.Sequential):
 
     def __init__(self, in_features: int, num_classes: int, widths: list[int],
                  activation: Callable[[], nn.Module], norm: Callable[[int], nn.Module] | None = None,
-                 dropout: float = 0.0):
+                 dropout: float = 0.0, encoder: nn.Module | None = None):
         if not 0 <= dropout < 1:
             raise ConfigError("model.dropout", f"must be in [0, 1), got {dropout}")
-        layers: list[nn.Module] = []
+        layers: list[nn.Module] = [encoder] if encoder is not None else []
         for fan_in, fan_out in zip([in_features, *widths], widths):
             layers.append(nn.Linear(fan_in, fan_out))
             if norm is not None:
@@ -87,7 +110,11 @@ class MLP(nn.Sequential):
         self.widths = [in_features, *widths, num_classes]
 
     def describe(self) -> str:
-        return f"MLP {'-'.join(map(str, self.widths))}: {count_parameters(self):,} parameters"
+        prefix = ""
+        if isinstance(self[0], PooledEmbedding):
+            table = self[0].embedding
+            prefix = f"embedding {table.num_embeddings}x{table.embedding_dim} ({self[0].pooling} pooled) -> "
+        return f"{prefix}MLP {'-'.join(map(str, self.widths))}: {count_parameters(self):,} parameters"
 
 
 def _gain_name(activation: nn.Module) -> tuple[str, float | None]:
@@ -140,15 +167,25 @@ def count_parameters(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
 
 
-def build_mlp(in_features: int, num_classes: int, model_cfg: dict, activation: Callable[[], nn.Module],
+def build_mlp(in_features: int, num_outputs: int, model_cfg: dict, activation: Callable[[], nn.Module],
               norm: Callable[[int], nn.Module] | None, init_cfg: dict) -> MLP:
-    """An MLP from the `model`, `activation`, `norm` and `init` groups."""
-    shape_keys = {k: v for k, v in model_cfg.items() if k != "dropout"}
+    """An MLP from the `model`, `activation`, `norm` and `init` groups.
+
+    With `model.encoder.kind=embedding`, `in_features` is the number of word ids and a pooled
+    embedding feeds the MLP; a multi-hot encoder needs nothing here (its rows are the input).
+    """
+    encoder_cfg = model_cfg.get("encoder") or {}
+    encoder = None
+    if encoder_cfg.get("kind") == "embedding":
+        encoder = PooledEmbedding(in_features, encoder_cfg.get("embedding_dim", 64), encoder_cfg.get("pooling", "mean"))
+        in_features = encoder.embedding.embedding_dim
+    shape_keys = {k: v for k, v in model_cfg.items() if k not in ("dropout", "encoder")}
     unknown = set(shape_keys) - set(inspect.signature(hidden_widths).parameters)
     if unknown:
-        raise ConfigError(f"model.{sorted(unknown)[0]}", f"not a model setting; known: dropout, "
+        raise ConfigError(f"model.{sorted(unknown)[0]}", f"not a model setting; known: dropout, encoder, "
                           f"{', '.join(inspect.signature(hidden_widths).parameters)}")
-    net = MLP(in_features, num_classes, hidden_widths(**shape_keys), activation, norm, model_cfg.get("dropout", 0.0))
+    net = MLP(in_features, num_outputs, hidden_widths(**shape_keys), activation, norm,
+              model_cfg.get("dropout", 0.0), encoder)
     init_weights(net, **init_cfg)
     return net
 

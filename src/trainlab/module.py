@@ -8,13 +8,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MeanMetric, MetricCollection
-from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics.classification import BinaryAccuracy, MulticlassAccuracy
 
 STAGES = ("train", "val", "test")
 
 
 class Classifier(L.LightningModule):
-    """Softmax cross-entropy classifier; logs `<stage>/loss` and `<stage>/acc` once per epoch.
+    """Classifier; logs `<stage>/loss` and `<stage>/acc` once per epoch.
+
+    Two classes: one logit, sigmoid and binary cross-entropy (as in the notes' IMDB model);
+    more: one logit per class, softmax cross-entropy.
 
     `history` keeps one dict of epoch metrics per epoch, the record summary.json is built from.
     """
@@ -23,10 +26,12 @@ class Classifier(L.LightningModule):
                  scheduler: Callable[..., object] | None = None):
         super().__init__()
         self.net, self.optimizer_factory, self.scheduler_factory = net, optimizer, scheduler
+        self.binary = num_classes == 2
+        accuracy = BinaryAccuracy() if self.binary else MulticlassAccuracy(num_classes, average="micro")
         # Epoch metrics are accumulated on-device and synced once per epoch, not per step.
         # Keyed "<stage>_split": ModuleDict keys may not shadow Module attributes such as `train`.
         self.metrics = nn.ModuleDict({
-            f"{stage}_split": MetricCollection({"loss": MeanMetric(), "acc": MulticlassAccuracy(num_classes, average="micro")})
+            f"{stage}_split": MetricCollection({"loss": MeanMetric(), "acc": accuracy.clone()})
             for stage in STAGES
         })
         self.history: list[dict[str, float]] = []
@@ -36,11 +41,17 @@ class Classifier(L.LightningModule):
 
     def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
         x, y = batch
-        logits = self(x)
-        loss = F.cross_entropy(logits.float(), y)
+        logits = self(x).float()
+        if self.binary:
+            logits = logits.squeeze(-1)
+            loss = F.binary_cross_entropy_with_logits(logits, y.float())
+            predictions = torch.sigmoid(logits.detach())  # probabilities, so the metric never guesses
+        else:
+            loss = F.cross_entropy(logits, y)
+            predictions = logits.detach()
         metrics = self.metrics[f"{stage}_split"]
         metrics["loss"].update(loss.detach(), weight=len(y))
-        metrics["acc"].update(logits.detach(), y)
+        metrics["acc"].update(predictions, y)
         return loss
 
     def training_step(self, batch, batch_idx):

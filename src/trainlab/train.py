@@ -107,9 +107,12 @@ def train(cfg: DictConfig) -> dict:
     (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    datamodule = build(cfg.data, shuffle_seed=cfg.seed)
+    datamodule = build(cfg.data, shuffle_seed=cfg.seed, encoder=cfg.model.get("encoder"))
+    if getattr(datamodule, "label_names", None):
+        (out / "labels.json").write_text(json.dumps(dict(enumerate(datamodule.label_names)), indent=2))
     norm = build(cfg.norm) if cfg.norm else None
-    net = build_mlp(datamodule.num_features, datamodule.num_classes, OmegaConf.to_container(cfg.model),
+    outputs = 1 if datamodule.num_classes == 2 else datamodule.num_classes  # one sigmoid logit for two classes
+    net = build_mlp(datamodule.num_features, outputs, OmegaConf.to_container(cfg.model),
                     build(cfg.activation), norm, OmegaConf.to_container(cfg.init))
     log.info("%s | activation=%s norm=%s init=%s", net.describe(), cfg.activation._target_.rsplit(".", 1)[-1],
              cfg.norm.get("_target_", "none").rsplit(".", 1)[-1], cfg.init.scheme)
@@ -157,6 +160,5 @@ def run_from_cli(cfg: DictConfig) -> float | None:
     try:
         return optimized_value(cfg, train(cfg))
     except ConfigError as error:
-        log.error("config error: %s", error)
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

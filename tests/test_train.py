@@ -98,7 +98,7 @@ def test_cli_unknown_option_lists_the_choices(tmp_path):
 def test_cli_help_lists_groups_and_options():
     result = run_cli("--help")
     assert result.returncode == 0
-    for line in ("model: bnnet, custom, hourglass, pyramid, uniform", "precision: 16-mixed, 16-true, 32-true",
+    for line in ("model: bnnet, custom, hourglass, pyramid, text_bow, text_embed, uniform", "precision: 16-mixed, 16-true, 32-true",
                  "norm: batch, group, layer, none"):
         assert line in result.stdout
 

@@ -1,0 +1,155 @@
+"""Text data and models: embedded BBC News, Hub loading (on a local copy), own files, encoders."""
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+from sklearn.feature_extraction.text import CountVectorizer
+from torch import nn
+
+from conftest import make_cfg
+from trainlab.errors import ConfigError
+from trainlab.models import PooledEmbedding, build_mlp
+from trainlab.text import MultiHotRows, load_hub, word_id_matrix
+from trainlab.train import train
+
+QUIET = ("logger=none", "callbacks.progress_bar.refresh_rate=0")
+
+
+def text_datamodule(tmp_path, *overrides):
+    cfg = make_cfg(tmp_path, *overrides)
+    return instantiate(cfg.data, shuffle_seed=0, encoder=OmegaConf.to_container(cfg.model.encoder))
+
+
+def test_bbc_news_is_embedded(tmp_path):
+    dm = text_datamodule(tmp_path, "data=bbc_news", "model=text_bow")
+    assert sum(len(y) for _, y in dm.splits.values()) == 2225
+    assert dm.label_names == ["business", "entertainment", "politics", "sports", "tech"]
+    assert dm.num_features == dm.vocabulary_size == 10_000
+    assert isinstance(dm.splits["train"][0], MultiHotRows)
+
+
+def test_vocabulary_comes_from_the_training_split_only(tmp_path, reviews_csv):
+    dm = text_datamodule(tmp_path, "data=text_files", f"data.path={reviews_csv}", "data.text_column=review",
+                         "data.label_column=stars", "model=text_bow", "model.encoder.num_words=5")
+    assert dm.num_features == 5  # top-5 training words; no row may use a column beyond them
+    assert all(rows.matrix.shape[1] == 5 for rows, _ in dm.splits.values())
+
+
+def test_multi_hot_batches_equal_dense_linear_values_and_gradients():
+    texts = ["the cat sat", "the dog ran far", "a cat and a dog", "far far away"]
+    vectorizer = CountVectorizer(binary=True).fit(texts)
+    dense = torch.tensor(vectorizer.transform(texts).toarray(), dtype=torch.float32)
+    vocab, analyze = vectorizer.vocabulary_, vectorizer.build_analyzer()
+    ids = [sorted({vocab[w] for w in analyze(t)}) for t in texts]
+    rows = MultiHotRows(word_id_matrix(ids, len(vocab)))
+    batch = rows[torch.tensor([2, 0, 3])]
+    torch.testing.assert_close(batch, dense[[2, 0, 3]])
+    layer = nn.Linear(len(vocab), 4)
+    reference = nn.Linear(len(vocab), 4)
+    reference.load_state_dict(layer.state_dict())
+    layer(batch).pow(2).sum().backward()
+    reference(dense[[2, 0, 3]]).pow(2).sum().backward()
+    torch.testing.assert_close(layer.weight.grad, reference.weight.grad)
+    torch.testing.assert_close(layer.bias.grad, reference.bias.grad)
+
+
+def test_embedding_ids_are_padded_and_truncated(tmp_path):
+    dm = text_datamodule(tmp_path, "data=bbc_news", "model=text_embed", "model.encoder.max_len=32")
+    ids = dm.splits["train"][0]
+    assert ids.shape[1] == 32 and ids.dtype == torch.long
+    assert ids.max() < dm.num_features == dm.vocabulary_size + 2
+    short = text_datamodule(tmp_path, "data=bbc_news", "model=text_embed", "model.encoder.max_len=2000").splits["train"][0]
+    assert (short == 0).any(dim=1).float().mean() > 0.95  # nearly every article is shorter: padded
+
+
+@pytest.mark.parametrize("pooling", ["mean", "max"])
+def test_pooling_ignores_padding(pooling):
+    torch.manual_seed(0)
+    pool = PooledEmbedding(10, 4, pooling)
+    padded = pool(torch.tensor([[3, 5, 0, 0], [0, 0, 0, 0]]))
+    unpadded = pool(torch.tensor([[3, 5]]))
+    torch.testing.assert_close(padded[0], unpadded[0])
+    assert torch.equal(padded[1], torch.zeros(4))
+
+
+def test_text_bow_learns_bbc_news(tmp_path):
+    summary = train(make_cfg(tmp_path, "data=bbc_news", "model=text_bow", "trainer.max_epochs=5", *QUIET))
+    assert summary["best"]["val/acc"] > 0.9
+    assert summary["layer_widths"] == [10_000, 16, 16, 5]
+    assert json.loads((tmp_path / "labels.json").read_text())["4"] == "tech"
+
+
+def test_text_embed_learns_bbc_news(tmp_path):
+    summary = train(make_cfg(tmp_path, "data=bbc_news", "model=text_embed", "activation=relu", "norm=layer",
+                             "trainer.max_epochs=5", *QUIET))
+    assert summary["best"]["val/acc"] > 0.6
+
+
+def test_imdb_overfit_shows_the_turn_on_bbc_news(tmp_path):
+    summary = train(make_cfg(tmp_path, "experiment=imdb_overfit", "data=bbc_news", *QUIET))
+    val = [h["val/loss"] for h in summary["history"]]
+    train_loss = [h["train/loss"] for h in summary["history"]]
+    assert len(val) == 20  # early stopping is off
+    turn = int(np.argmin(val))
+    assert 0 < turn < len(val) - 1 and val[-1] > val[turn]
+    assert train_loss[-1] < train_loss[turn] < train_loss[0]
+
+
+def test_hub_loader_on_a_local_copy_in_the_imdb_schema_binary_head(tmp_path, hub_like_dataset):
+    summary = train(make_cfg(tmp_path, "data=imdb", f"data.dataset={hub_like_dataset}", "model=text_bow",
+                             "trainer.max_epochs=15", "data.batch_size=32", *QUIET))
+    assert summary["layer_widths"][-1] == 1  # two classes: one sigmoid logit, binary cross-entropy
+    assert summary["best"]["val/acc"] > 0.9
+    assert json.loads((tmp_path / "labels.json").read_text()) == {"0": "neg", "1": "pos"}
+
+
+def test_hub_dataset_offline_fails_fast_and_clearly():
+    started = time.perf_counter()
+    with pytest.raises(ConfigError) as error:
+        load_hub("stanfordnlp/imdb")
+    assert time.perf_counter() - started < 5
+    message = str(error.value)
+    for part in ("stanfordnlp/imdb", "no network", "data=bbc_news", "HF_DATASETS_CACHE"):
+        assert part in message
+
+
+def test_own_csv_with_string_labels(tmp_path, reviews_csv):
+    summary = train(make_cfg(tmp_path, "data=text_files", f"data.path={reviews_csv}", "data.text_column=review",
+                             "data.label_column=stars", "model=text_bow", "trainer.max_epochs=10",
+                             "data.batch_size=16", *QUIET))
+    assert json.loads((tmp_path / "labels.json").read_text()) == {"0": "bad", "1": "good"}
+    assert summary["best"]["val/acc"] > 0.9
+
+
+def write_csv(path, rows):
+    path.write_text("text,label\n" + "".join(f"{t},{y}\n" for t, y in rows))
+    return path
+
+
+@pytest.mark.parametrize(("rows", "overrides", "key"), [
+    (None, ["data.path=/no/such/reviews.csv"], "data.path"),
+    ([("good film", "a")] * 20, ["data.text_column=review"], "data.text_column"),
+    ([("good film", "a")] * 20, ["data.label_column=stars"], "data.label_column"),
+    ([("good film", "a")] * 20, [], "only one class"),
+    ([("good film", "a"), ("", "b")] * 20, [], "empty text"),
+    ([("good film", "a"), ("bad film", "b"), ("ok film", "c")] * 20, ["data.num_classes=2"], "data.num_classes"),
+    ([("good film", "a"), ("bad film", "b")] * 20, ["model.encoder.num_words=0"], "model.encoder.num_words"),
+])
+def test_bad_text_input_is_a_clear_error(tmp_path, rows, overrides, key):
+    path = write_csv(tmp_path / "data.csv", rows) if rows else None
+    source = [f"data.path={path}"] if path else []
+    with pytest.raises(ConfigError, match=key):
+        train(make_cfg(tmp_path / "run", "data=text_files", *source, "model=text_bow", *overrides, *QUIET))
+
+
+def test_text_model_and_data_must_match(tmp_path):
+    with pytest.raises(ConfigError, match="model=text_bow or model=text_embed"):
+        train(make_cfg(tmp_path, "data=bbc_news", "model=hourglass"))
+    with pytest.raises(ConfigError, match="needs text data"):
+        train(make_cfg(tmp_path, "data=digits", "model=text_bow"))

@@ -95,11 +95,12 @@ class InMemoryDataModule(L.LightningDataModule):
                                      random_state=self.split_seed, stratify=labels[held])
         return {"train": train, "val": val, "test": test}
 
-    def _batches(self, split: str, shuffle: bool) -> TensorBatches:
+    def _batches(self, split: str, shuffle: bool, rows: torch.Tensor | None = None) -> TensorBatches:
         x, y = self.splits[split]
-        trainer, rows = self.trainer, None
+        trainer = self.trainer
         if trainer is not None and trainer.world_size > 1:
-            rows = torch.arange(trainer.global_rank, len(y), trainer.world_size)  # this rank's shard
+            rows = torch.arange(len(y)) if rows is None else rows
+            rows = rows[trainer.global_rank :: trainer.world_size]  # this rank's shard
         return TensorBatches(x, y, self.batch_size, shuffle, self.shuffle_seed, rows)
 
     def train_dataloader(self) -> TensorBatches:
@@ -107,8 +108,15 @@ class InMemoryDataModule(L.LightningDataModule):
         overfitting = self.trainer is not None and self.trainer.overfit_batches > 0
         return self._batches("train", shuffle=not overfitting)
 
-    def val_dataloader(self) -> TensorBatches:
-        return self._batches("val", shuffle=False)
+    def val_dataloader(self) -> list[TensorBatches]:
+        """The validation split, then a fixed training sample of the same size (the whole split if smaller).
+
+        Both are measured in eval mode at each epoch end, so train and val curves are comparable.
+        """
+        train_size, sample_size = len(self.splits["train"][1]), len(self.splits["val"][1])
+        generator = torch.Generator().manual_seed(self.split_seed)
+        sample = torch.randperm(train_size, generator=generator)[:sample_size].sort().values
+        return [self._batches("val", shuffle=False), self._batches("train", shuffle=False, rows=sample)]
 
     def test_dataloader(self) -> TensorBatches:
         return self._batches("test", shuffle=False)

@@ -189,3 +189,41 @@ def build_mlp(in_features: int, num_outputs: int, model_cfg: dict, activation: C
     init_weights(net, **init_cfg)
     return net
 
+
+
+BYTES_PER_VALUE = {"64-true": 8, "32-true": 4, "bf16-true": 2, "16-true": 2, "bf16-mixed": 4, "16-mixed": 4}
+OPTIMIZER_STATES = {"Adam": 2, "AdamW": 2, "RMSprop": 1, "SGD": 0}  # values kept per parameter
+
+
+def estimate_memory(net: nn.Module, sample: torch.Tensor, optimizer: torch.optim.Optimizer, precision: str,
+                    batch_size: int) -> dict[str, float]:
+    """The notes' estimate: parameters x bytes per value (+ gradients, optimizer state) + activations x batch.
+
+    Mixed precision keeps fp32 weights but computes (and stores activations) in 16 bits.
+    """
+    param_bytes = BYTES_PER_VALUE[precision]
+    activation_bytes = 2 if precision.endswith("mixed") or precision in ("bf16-true", "16-true") else param_bytes
+    params = count_parameters(net)
+    states = OPTIMIZER_STATES.get(type(optimizer).__name__, 0)
+    if states == 0 and any(g.get("momentum") for g in optimizer.param_groups):
+        states = 1  # SGD with momentum keeps one buffer
+    outputs: list[int] = []  # values each leaf module outputs for one sample
+    leaves = [m for m in net.modules() if not list(m.children())]
+    hooks = [m.register_forward_hook(lambda _m, _i, out: outputs.append(out[0].numel())) for m in leaves]
+    try:
+        with torch.no_grad():
+            net.eval()(sample[:1])
+    finally:
+        net.train()
+        for hook in hooks:
+            hook.remove()
+    per_sample = sum(outputs)
+    mb = 1024**2
+    estimate = {
+        "parameters_mb": params * param_bytes / mb,
+        "gradients_mb": params * param_bytes / mb,
+        "optimizer_state_mb": states * params * param_bytes / mb,
+        "activations_mb": per_sample * batch_size * activation_bytes / mb,
+    }
+    estimate["total_mb"] = sum(estimate.values())
+    return {k: round(v, 3) for k, v in estimate.items()}

@@ -10,11 +10,14 @@ from torch import nn
 from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import BinaryAccuracy, MulticlassAccuracy
 
-STAGES = ("train", "val", "test")
+# "fit" is the running average over training steps (train mode, dropout on); "train" is the
+# fixed training sample measured in eval mode exactly as "val" is, so the two curves compare.
+STAGES = ("fit", "train", "val", "test")
+VAL_LOADERS = ("val", "train")  # the datamodule's validation loaders, in order
 
 
 class Classifier(L.LightningModule):
-    """Classifier; logs `<stage>/loss` and `<stage>/acc` once per epoch.
+    """Classifier; logs `<stage>/loss` and `<stage>/acc` once per epoch, and the generalisation gap.
 
     Two classes: one logit, sigmoid and binary cross-entropy (as in the notes' IMDB model);
     more: one logit per class, softmax cross-entropy.
@@ -55,36 +58,45 @@ class Classifier(L.LightningModule):
         return loss
 
     def training_step(self, batch, batch_idx):
-        loss = self._step(batch, "train")
+        loss = self._step(batch, "fit")
         self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
         return loss
 
-    def validation_step(self, batch, batch_idx):
-        self._step(batch, "val")
+    def validation_step(self, batch, batch_idx, dataloader_idx: int = 0):
+        self._step(batch, VAL_LOADERS[dataloader_idx])
 
     def test_step(self, batch, batch_idx):
         self._step(batch, "test")
 
-    def _log_epoch(self, stage: str) -> None:
-        values = {f"{stage}/{name}": value.item() for name, value in self.metrics[f"{stage}_split"].compute().items()}
-        self.metrics[f"{stage}_split"].reset()
-        self.log_dict(values, prog_bar=stage == "val")
-        if stage != "test":
-            if not self.history or self.history[-1]["epoch"] != self.current_epoch:
-                self.history.append({"epoch": self.current_epoch})
-            self.history[-1].update(values)
+    def _epoch_values(self, stage: str) -> dict[str, float]:
+        metrics = self.metrics[f"{stage}_split"]
+        if not metrics["loss"].update_called:
+            return {}
+        name = "train/{}_running" if stage == "fit" else f"{stage}/{{}}"
+        values = {name.format(key): value.item() for key, value in metrics.compute().items()}
+        metrics.reset()
+        return values
+
+    def _record(self, values: dict[str, float]) -> None:
+        self.log_dict(values)
+        if not self.history or self.history[-1]["epoch"] != self.current_epoch:
+            self.history.append({"epoch": self.current_epoch})
+        self.history[-1].update(values)
 
     def on_train_epoch_end(self) -> None:
-        self._log_epoch("train")
+        self._record(self._epoch_values("fit"))
 
     def on_validation_epoch_end(self) -> None:
-        if self.trainer.sanity_checking:
-            self.metrics["val_split"].reset()
+        values = {**self._epoch_values("val"), **self._epoch_values("train")}
+        if self.trainer.sanity_checking or not values:
             return
-        self._log_epoch("val")
+        if "train/loss" in values:
+            values["gap/loss"] = values["val/loss"] - values["train/loss"]
+            values["gap/acc"] = values["train/acc"] - values["val/acc"]
+        self._record(values)
 
     def on_test_epoch_end(self) -> None:
-        self._log_epoch("test")
+        self.log_dict(self._epoch_values("test"))
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(self.parameters())

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -14,10 +15,12 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from trainlab.callbacks import NonFiniteLoss
 from trainlab.errors import ConfigError
-from trainlab.models import build_mlp, count_parameters
+from trainlab.models import build_mlp, count_parameters, estimate_memory
 from trainlab.module import Classifier
 
 log = logging.getLogger("trainlab")
@@ -96,15 +99,52 @@ def build(node: DictConfig, **kwargs):
         raise
 
 
+def job_identity() -> dict:
+    """The job's command-line overrides, a readable name from them, and its sweep (None for single runs)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return {"overrides": [], "name": None, "group": None}
+    hydra_cfg = HydraConfig.get()
+    overrides = list(hydra_cfg.overrides.task)
+    multirun = str(hydra_cfg.mode) == "RunMode.MULTIRUN"
+    return {"overrides": overrides, "name": hydra_cfg.job.override_dirname or "default",
+            "group": Path(hydra_cfg.sweep.dir).name if multirun else None}
+
+
+def check_wandb(cfg: DictConfig, identity: dict) -> None:
+    """W&B online needs a key; without one it would wait at a login prompt or fail late."""
+    if not cfg.logger or not str(cfg.logger.get("_target_", "")).endswith("WandbLogger"):
+        return
+    if cfg.logger.get("mode") == "online" and not os.environ.get("WANDB_API_KEY") and not _netrc_has_wandb():
+        raise ConfigError("logger.mode", "W&B online needs an API key: `wandb login` or WANDB_API_KEY=...; "
+                          "or keep the default offline mode and `wandb sync` later")
+    with open_dict(cfg):
+        cfg.logger.name = cfg.logger.get("name") or identity["name"]
+        cfg.logger.group = cfg.logger.get("group") or identity["group"]
+
+
+def _netrc_has_wandb() -> bool:
+    import netrc
+
+    try:
+        return any("wandb" in host for host in netrc.netrc().hosts)
+    except (FileNotFoundError, netrc.NetrcParseError):
+        return False
+
+
 def train(cfg: DictConfig) -> dict:
     """Train and test the configured model; returns (and writes) the run summary."""
     started = time.perf_counter()
+    identity = job_identity()
     check_config(cfg)
+    check_wandb(cfg, identity)
     adapt_to_precision(cfg)
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
     # The resolved config alone reproduces the run (no ${...} left to re-evaluate).
-    (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    (out / "config.yaml").write_text(OmegaConf.to_yaml(resolved))
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build(cfg.data, shuffle_seed=cfg.seed, encoder=cfg.model.get("encoder"))
@@ -114,28 +154,58 @@ def train(cfg: DictConfig) -> dict:
     outputs = 1 if datamodule.num_classes == 2 else datamodule.num_classes  # one sigmoid logit for two classes
     net = build_mlp(datamodule.num_features, outputs, OmegaConf.to_container(cfg.model),
                     build(cfg.activation), norm, OmegaConf.to_container(cfg.init))
-    log.info("%s | activation=%s norm=%s init=%s", net.describe(), cfg.activation._target_.rsplit(".", 1)[-1],
-             cfg.norm.get("_target_", "none").rsplit(".", 1)[-1], cfg.init.scheme)
     scheduler = build(cfg.scheduler) if cfg.scheduler else None
     module = Classifier(net, datamodule.num_classes, build(cfg.optim), scheduler)
+    memory = estimate_memory(net, datamodule.splits["train"][0][torch.arange(1)], module.optimizer_factory(
+        net.parameters()), str(cfg.trainer.precision), datamodule.batch_size)
+    log.info("%s | activation=%s norm=%s init=%s | memory estimate %.1f MB (%s)", net.describe(),
+             cfg.activation._target_.rsplit(".", 1)[-1], cfg.norm.get("_target_", "none").rsplit(".", 1)[-1],
+             cfg.init.scheme, memory["total_mb"], ", ".join(f"{k[:-3]} {v:.1f}" for k, v in memory.items() if k != "total_mb"))
 
     logger = build(cfg.logger) if cfg.logger else False
-    callbacks = [build(c) for c in cfg.callbacks.values() if c]
+    named_callbacks = {name: build(c) for name, c in cfg.callbacks.items() if c}
     if not logger:
         # LearningRateMonitor refuses to run without a logger; the lr is still in the config.
-        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+        named_callbacks = {n: c for n, c in named_callbacks.items() if not isinstance(c, LearningRateMonitor)}
+    callbacks = list(named_callbacks.values())
     # Without a configured ModelCheckpoint, Lightning would add its own: callbacks=none means none.
     checkpointing = any(isinstance(c, ModelCheckpoint) for c in callbacks)
     trainer: L.Trainer = build(cfg.trainer, callbacks=callbacks, logger=logger, enable_checkpointing=checkpointing)
     if cfg.trainer.precision == "16-mixed" and isinstance(trainer.accelerator, CPUAccelerator):
         log.warning("precision=16-mixed: fp16 autocast needs a GPU; on this CPU it runs as bf16-mixed")
+    for each in trainer.loggers:
+        each.log_hyperparams(resolved)
+        each.log_metrics({f"memory/{k}": v for k, v in memory.items()})
+    if isinstance(logger, WandbLogger):
+        for prefix in ("train", "val", "gap", "dead", "lr-*"):  # plot epoch metrics against the epoch
+            logger.experiment.define_metric(f"{prefix}/*" if prefix != "lr-*" else prefix, step_metric="epoch")
 
-    trainer.fit(module, datamodule=datamodule)
-    best_checkpoint = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    # Test once, on the best checkpoint when one was saved (else the final weights).
-    tested = trainer.test(module, datamodule=datamodule, ckpt_path=best_checkpoint or None, verbose=False)
-    summary = build_summary(module, trainer, dict(tested[0]) if tested else {}, time.perf_counter() - started)
-    summary["best_checkpoint"] = best_checkpoint or None
+    record = {"overrides": identity["overrides"], "num_parameters": count_parameters(net),
+              "layer_widths": getattr(net, "widths", None), "precision": str(trainer.precision), "memory": memory}
+    try:
+        trainer.fit(module, datamodule=datamodule)
+        best_checkpoint = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        # Test once, on the best checkpoint when one was saved (else the final weights).
+        tested = trainer.test(module, datamodule=datamodule, ckpt_path=best_checkpoint or None, verbose=False)
+    except BaseException as error:
+        summary = {"status": "failed", "error": str(error).splitlines()[0] if str(error) else type(error).__name__,
+                   **build_summary(module, trainer, {}, time.perf_counter() - started), **record}
+        summary["status"] = "failed"
+        if trainer.is_global_zero:
+            (out / "summary.json").write_text(json.dumps(summary, indent=2))
+        if isinstance(logger, WandbLogger) and logger._experiment is not None:
+            logger.experiment.finish(exit_code=1)  # the W&B run shows as failed, not finished
+        raise
+    if isinstance(logger, WandbLogger):
+        logger.experiment.finish()  # the next job of a sweep then starts a run of its own
+    summary = {**build_summary(module, trainer, dict(tested[0]) if tested else {}, time.perf_counter() - started),
+               **record, "best_checkpoint": best_checkpoint or None}
+    if torch.cuda.is_available() and trainer.strategy.root_device.type == "cuda":
+        summary["memory"]["measured_peak_mb"] = round(torch.cuda.max_memory_allocated() / 1024**2, 3)
+    for name, callback in named_callbacks.items():
+        if getattr(callback, "report", None):
+            summary.setdefault("diagnostics", {})[name] = callback.report
+    summary["verdict"] = summary.get("diagnostics", {}).pop("fit_verdict", None)
     if trainer.is_global_zero:
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
         log.info("best epoch %s: %s | test: %s", summary["best_epoch"], _fmt(summary["best"]), _fmt(summary["test"]))
@@ -162,3 +232,6 @@ def run_from_cli(cfg: DictConfig) -> float | None:
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    except NonFiniteLoss as error:
+        print(f"error: training stopped: {error}", file=sys.stderr)
+        sys.exit(3)

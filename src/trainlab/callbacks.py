@@ -1,0 +1,169 @@
+"""Training diagnostics as Lightning callbacks: fit verdict, gradient flow, dead units, NaN guard.
+
+Each writes what it found to `self.report` (a dict); train.py copies those into summary.json.
+"""
+from __future__ import annotations
+
+import logging
+import math
+
+import lightning as L
+import torch
+from torch import nn
+
+log = logging.getLogger("trainlab")
+
+
+def _linear_layers(module: nn.Module) -> list[nn.Linear]:
+    return [m for m in module.modules() if isinstance(m, nn.Linear)]
+
+
+def fit_verdict(history: list[dict], underfit_acc: float = 0.8, overfit_gap: float = 0.05,
+                turn_tolerance: float = 0.02) -> dict:
+    """The notes' diagnosis from per-epoch train (eval-mode) and val metrics.
+
+    underfitting: train accuracy itself is poor (< underfit_acc): more capacity or epochs.
+    overfitting: train accuracy beats val by more than overfit_gap, or val loss ended more than
+    turn_tolerance (relative) above its minimum: stop at the minimum, regularise, or get more data.
+    """
+    epochs = [h for h in history if "val/loss" in h and "train/loss" in h]
+    if not epochs:
+        return {"fit": "unknown", "reason": "no epoch with both train and val metrics", "stop_epoch": None}
+    last = epochs[-1]
+    best = min(epochs, key=lambda h: h["val/loss"])
+    numbers = {"train_acc": last["train/acc"], "val_acc": last["val/acc"], "train_loss": last["train/loss"],
+               "val_loss": last["val/loss"], "best_val_loss": best["val/loss"], "best_epoch": best["epoch"]}
+    gap = last["train/acc"] - last["val/acc"]
+    rise = (last["val/loss"] - best["val/loss"]) / max(best["val/loss"], 1e-12)
+    if last["train/acc"] < underfit_acc:
+        fit, stop = "underfitting", None
+        reason = (f"train acc {last['train/acc']:.3f} and val acc {last['val/acc']:.3f} are both below "
+                  f"{underfit_acc}: a bigger model, more epochs or a better optimizer/lr")
+    elif gap > overfit_gap or (best is not last and rise > turn_tolerance):
+        fit, stop = "overfitting", best["epoch"]
+        reason = (f"train acc {last['train/acc']:.3f} vs val acc {last['val/acc']:.3f} (gap {gap:.3f}); val loss "
+                  f"{last['val/loss']:.4f} is {100 * rise:.0f}% above its minimum {best['val/loss']:.4f} at epoch "
+                  f"{best['epoch']}: early stopping should have stopped there; regularise or get more data")
+    else:
+        fit, stop = "good fit", None
+        reason = f"train acc {last['train/acc']:.3f}, val acc {last['val/acc']:.3f} (gap {gap:.3f}), val loss near its minimum"
+    return {"fit": fit, "reason": reason, "stop_epoch": stop, **numbers}
+
+
+class FitVerdict(L.Callback):
+    """Classifies the run as underfitting, overfitting or a good fit at the end of training."""
+
+    def __init__(self, underfit_acc: float = 0.8, overfit_gap: float = 0.05, turn_tolerance: float = 0.02):
+        self.thresholds = {"underfit_acc": underfit_acc, "overfit_gap": overfit_gap, "turn_tolerance": turn_tolerance}
+        self.report: dict = {}
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        self.report = fit_verdict(pl_module.history, **self.thresholds)
+        log.info("verdict: %s: %s", self.report["fit"], self.report["reason"])
+        for logger in trainer.loggers:
+            logger.log_metrics({"verdict/overfitting": float(self.report["fit"] == "overfitting"),
+                                "verdict/underfitting": float(self.report["fit"] == "underfitting")})
+
+
+class GradientFlow(L.Callback):
+    """Per-layer gradient norms every `every_n_steps`; warns on vanishing or exploding gradients.
+
+    Vanishing: the first layer's gradient norm is `vanishing_ratio` times (or more) below the last
+    layer's. Exploding: any layer's norm above `exploding_norm`.
+    """
+
+    def __init__(self, every_n_steps: int = 25, vanishing_ratio: float = 50.0, exploding_norm: float = 1e3):
+        self.every_n_steps, self.vanishing_ratio, self.exploding_norm = every_n_steps, vanishing_ratio, exploding_norm
+        self.report: dict = {"warnings": []}
+        self._ratios: list[float] = []
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        if trainer.global_step % self.every_n_steps:
+            return
+        layers = _linear_layers(pl_module.net)
+        norms = [layer.weight.grad.norm().item() if layer.weight.grad is not None else 0.0 for layer in layers]
+        if len(norms) < 2:
+            return
+        for logger in trainer.loggers:
+            logger.log_metrics({f"grad_norm/layer{i}": n for i, n in enumerate(norms)}, step=trainer.global_step)
+        ratio = norms[-1] / max(norms[0], 1e-30)
+        self._ratios.append(ratio)
+        self.report.update(last_norms=norms, last_to_first_ratio=ratio)
+        if ratio > self.vanishing_ratio:
+            self._warn(trainer, f"vanishing gradients at step {trainer.global_step}: first layer {norms[0]:.2e} is "
+                                f"{ratio:.0f}x below the last layer {norms[-1]:.2e} (try relu, kaiming init, "
+                                "batch norm or an adaptive optimizer)")
+        if max(norms) > self.exploding_norm:
+            self._warn(trainer, f"exploding gradients at step {trainer.global_step}: a layer's gradient norm is "
+                                f"{max(norms):.2e} (lower the lr, clip gradients, or normalise)")
+
+    def _warn(self, trainer, message: str) -> None:
+        kind = message.split(" at ")[0]
+        if not any(w.startswith(kind) for w in self.report["warnings"]):  # once per kind, not every N steps
+            log.warning("gradient flow: %s", message)
+            self.report["warnings"].append(message)
+
+
+class DeadUnits(L.Callback):
+    """Fraction of hidden ReLU units that never activate on a validation batch, per layer."""
+
+    def __init__(self):
+        self.report: dict = {}
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        if trainer.sanity_checking:
+            return
+        relus = [m for m in pl_module.net.modules() if type(m) is nn.ReLU]
+        if not relus:
+            return
+        precision = trainer.precision_plugin
+        x = precision.convert_input(next(iter(trainer.datamodule.val_dataloader()[0]))[0].to(pl_module.device))
+        outputs: list[torch.Tensor] = []
+        handles = [m.register_forward_hook(lambda _m, _i, out: outputs.append(out.detach())) for m in relus]
+        try:
+            with torch.no_grad(), precision.forward_context():
+                pl_module(x)
+        finally:
+            for handle in handles:
+                handle.remove()
+        fractions = {f"dead/layer{i}": (out <= 0).all(dim=0).float().mean().item() for i, out in enumerate(outputs)}
+        pl_module.log_dict(fractions)
+        self.report = fractions
+
+
+class NonFiniteLoss(RuntimeError):
+    """Training produced a NaN or infinite loss; the message holds the checklist with evidence."""
+
+
+class NaNGuard(L.Callback):
+    """Stops at the first non-finite training loss and explains the usual causes with evidence."""
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        if loss is None or torch.isfinite(loss).all():
+            return
+        raise NonFiniteLoss(self.checklist(trainer, pl_module, batch, loss))
+
+    @staticmethod
+    def checklist(trainer, pl_module, batch, loss) -> str:
+        x, y = batch
+        optimizer = trainer.optimizers[0]
+        group = optimizer.param_groups[0]
+        dm = trainer.datamodule
+        features = dm.splits["train"][0] if isinstance(dm.splits["train"][0], torch.Tensor) else None
+        finite_inputs = bool(torch.isfinite(x.float()).all()) if x.is_floating_point() else True
+        outputs = _linear_layers(pl_module.net)[-1].out_features
+        needed = 1 if dm.num_classes == 2 else dm.num_classes
+        max_abs = features.abs().max().item() if features is not None else math.nan
+        lines = [
+            f"loss became {loss.item()} at epoch {trainer.current_epoch}, step {trainer.global_step}. Checklist:",
+            f"  [{'x' if not finite_inputs else ' '}] NaN/inf in the inputs: {'found in this batch' if not finite_inputs else 'none in this batch'}",
+            f"  [{'x' if not x.is_floating_point() and x.dtype != torch.long else ' '}] input dtype: {x.dtype} (float expected, or word ids)",
+            f"  [ ] learning rate: {group['lr']:g} (lower it, e.g. optim.lr={group['lr'] / 10:g})",
+            f"  [ ] optimizer: {type(optimizer).__name__} (an adaptive one, optim=adam, is more forgiving)",
+            f"  [{'x' if max_abs > 1e3 else ' '}] feature scaling: largest |training feature| {max_abs:.3g} (data.scaler=standard or minmax)",
+            f"  [{'x' if outputs != needed or int(y.max()) >= dm.num_classes else ' '}] output size vs labels: {outputs} "
+            f"outputs for {dm.num_classes} classes, largest label in this batch {int(y.max())}",
+            f"  [{'x' if '16' in str(trainer.precision) else ' '}] precision: {trainer.precision} (32-true is the safe choice)",
+        ]
+        return "\n".join(lines)

@@ -1,0 +1,146 @@
+"""Bias-variance measurement, diagnostics callbacks and W&B, each checked by real short runs."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from conftest import make_cfg, run_cli
+from trainlab.callbacks import NonFiniteLoss, fit_verdict
+from trainlab.train import train
+from wandb_records import run_contents
+
+QUIET = ("logger=none", "callbacks.progress_bar.refresh_rate=0")
+
+
+@pytest.fixture(scope="module")
+def sigmoid_sgd(tmp_path_factory):
+    path = tmp_path_factory.mktemp("sigmoid_sgd")
+    return train(make_cfg(path, "activation=sigmoid", "optim=sgd", "trainer.max_epochs=2", *QUIET))
+
+
+@pytest.fixture(scope="module")
+def relu_adam(tmp_path_factory):
+    path = tmp_path_factory.mktemp("relu_adam")
+    return train(make_cfg(path, "activation=relu", "optim=adam", "trainer.max_epochs=2", *QUIET))
+
+
+def test_train_metrics_are_measured_like_val(relu_adam):
+    epoch = relu_adam["history"][-1]
+    for key in ("train/loss", "train/acc", "val/loss", "val/acc", "train/loss_running", "gap/loss", "gap/acc"):
+        assert key in epoch
+    assert epoch["gap/loss"] == pytest.approx(epoch["val/loss"] - epoch["train/loss"])
+    # Eval-mode accuracy on the fixed sample differs from the running average under training.
+    assert epoch["train/acc"] != epoch["train/acc_running"]
+
+
+def test_gradient_flow_flags_sigmoid_sgd_not_relu_adam(sigmoid_sgd, relu_adam):
+    warnings = sigmoid_sgd["diagnostics"]["gradient_flow"]["warnings"]
+    assert any(w.startswith("vanishing gradients") for w in warnings)
+    assert relu_adam["diagnostics"]["gradient_flow"]["warnings"] == []
+
+
+def test_verdicts_from_real_runs(sigmoid_sgd, relu_adam):
+    assert sigmoid_sgd["verdict"]["fit"] == "underfitting"
+    assert "train acc" in sigmoid_sgd["verdict"]["reason"]
+    assert relu_adam["verdict"]["fit"] in ("good fit", "overfitting")
+
+
+def test_overfitting_verdict_names_the_stop_epoch(tmp_path):
+    summary = train(make_cfg(tmp_path, "trainer.max_epochs=12", "callbacks.early_stopping=null", *QUIET))
+    verdict = summary["verdict"]
+    assert verdict["fit"] == "overfitting"
+    assert verdict["stop_epoch"] == summary["best_epoch"] < 11
+    assert json.loads((tmp_path / "summary.json").read_text())["verdict"] == verdict
+
+
+def test_fit_verdict_rules():
+    def epoch(i, train_acc, val_acc, train_loss, val_loss):
+        return {"epoch": i, "train/acc": train_acc, "val/acc": val_acc, "train/loss": train_loss, "val/loss": val_loss}
+
+    assert fit_verdict([epoch(0, 0.3, 0.3, 2.0, 2.0)])["fit"] == "underfitting"
+    good = fit_verdict([epoch(0, 0.90, 0.89, 0.4, 0.41), epoch(1, 0.95, 0.94, 0.2, 0.21)])
+    assert good["fit"] == "good fit" and good["stop_epoch"] is None
+    turned = fit_verdict([epoch(0, 0.95, 0.94, 0.3, 0.2), epoch(1, 0.96, 0.94, 0.1, 0.3)])
+    assert turned["fit"] == "overfitting" and turned["stop_epoch"] == 0
+
+
+def test_dead_units_per_relu_layer(relu_adam, sigmoid_sgd):
+    dead = relu_adam["diagnostics"]["dead_units"]
+    assert sorted(dead) == ["dead/layer0", "dead/layer1", "dead/layer2"]
+    assert all(0.0 <= v <= 1.0 for v in dead.values())
+    assert "dead_units" not in sigmoid_sgd.get("diagnostics", {})  # no ReLU, nothing to count
+
+
+def test_dead_units_counts_units_that_never_fire(tmp_path):
+    # Biases of -100 keep every hidden ReLU at zero: all units dead.
+    summary = train(make_cfg(tmp_path, "data=digits", "trainer.max_epochs=1", "init=zeros", "init.bias=-100", *QUIET))
+    assert all(v == 1.0 for v in summary["diagnostics"]["dead_units"].values())
+
+
+def test_memory_estimate_follows_the_notes_formula(relu_adam):
+    memory = relu_adam["memory"]
+    params_mb = 669_962 * 4 / 1024**2
+    assert memory["parameters_mb"] == pytest.approx(params_mb, abs=1e-3)
+    assert memory["optimizer_state_mb"] == pytest.approx(2 * params_mb, abs=1e-3)  # Adam: two moments
+    # batch 128 x (512+512 + 256+256 + 512+512 + 10) values of 4 bytes
+    assert memory["activations_mb"] == pytest.approx(128 * 2570 * 4 / 1024**2, abs=1e-3)
+
+
+def test_nan_guard_stops_keeps_last_finite_checkpoint_and_explains(tmp_path):
+    # Epoch 0 trains normally (and is checkpointed); the scheduler then multiplies the lr by 1e6.
+    cfg = make_cfg(tmp_path, "data=digits", "optim=sgd", "scheduler=step", "scheduler.step_size=1",
+                   "scheduler.gamma=1e6", "trainer.max_epochs=4", *QUIET)
+    with pytest.raises(NonFiniteLoss) as error:
+        train(cfg)
+    message = str(error.value)
+    for item in ("loss became", "epoch 1", "learning rate: 10000", "NaN/inf in the inputs", "feature scaling",
+                 "output size vs labels: 10 outputs for 10 classes", "precision"):
+        assert item in message
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["error"].startswith("loss became")
+    state = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    assert all(torch.isfinite(v).all() for v in state.values())
+
+
+def test_nan_guard_cli_exit_code(tmp_path):
+    result = run_cli("data=digits", "optim=sgd", "optim.lr=1e6", "logger=none", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 3
+    assert "Checklist" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_wandb_offline_run_records_history_config_group_and_epoch_axis(tmp_path):
+    result = run_cli("-m", "logger=wandb", "data=digits", "trainer.max_epochs=2", "activation=relu,tanh",
+                     f"hydra.sweep.dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    runs = sorted(tmp_path.glob("*/wandb/offline-run-*"))
+    assert len(runs) == 2
+    names = set()
+    for run in runs:
+        contents = run_contents(run)
+        names.add(contents["name"])
+        assert contents["group"] == tmp_path.name
+        assert contents["exit_code"] == 0
+        keys = {k for row in contents["history"] for k in row}
+        assert {"train/loss", "val/loss", "train/acc", "val/acc", "gap/loss", "epoch"} <= keys
+        assert contents["metrics"]["train/*"] == "epoch" and contents["metrics"]["val/*"] == "epoch"
+        assert contents["config"]["optim"]["lr"] == 0.001
+        assert "${" not in json.dumps(contents["config"])
+    assert names == {"activation=relu,data=digits,logger=wandb,trainer.max_epochs=2",
+                     "activation=tanh,data=digits,logger=wandb,trainer.max_epochs=2"}
+
+
+def test_wandb_crash_marks_run_failed(tmp_path):
+    # In a subprocess: W&B writes its log asynchronously, complete once the process has ended.
+    result = run_cli("logger=wandb", "data=digits", "optim=sgd", "optim.lr=1e6", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 3
+    (run,) = tmp_path.glob("wandb/offline-run-*")
+    assert run_contents(run)["exit_code"] == 1
+
+
+def test_wandb_online_without_key_is_refused(tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
+    result = run_cli("logger=wandb", "logger.mode=online", f"hydra.run.dir={tmp_path / 'run'}")
+    assert result.returncode == 2 and "logger.mode: W&B online needs an API key" in result.stderr

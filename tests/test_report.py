@@ -1,0 +1,162 @@
+"""`python -m trainlab.report` on real (short) sweeps: the table matches summary.json, the plots are real PNGs."""
+from __future__ import annotations
+
+import html
+import json
+import shutil
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+
+from trainlab.report import DPI, FIGSIZE, history_from_csv, main, run_overrides
+
+PIXELS = (FIGSIZE[0] * DPI, FIGSIZE[1] * DPI)
+NAN_ERROR = "loss became NaN at epoch 2"
+
+
+def sweep(folder: Path, *overrides: str) -> Path:
+    result = run_cli("-m", *overrides, f"hydra.sweep.dir={folder}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return folder
+
+
+@pytest.fixture(scope="session")
+def activation_sweep(tmp_path_factory) -> Path:
+    return sweep(tmp_path_factory.mktemp("report") / "activations", "activation=sigmoid,relu", "data=digits",
+                 "trainer.max_epochs=3", "logger=csv")
+
+
+@pytest.fixture(scope="session")
+def capacity_sweep(tmp_path_factory) -> Path:
+    return sweep(tmp_path_factory.mktemp("report") / "capacity", "model=uniform", "model.width=4,16,64", "data=digits",
+                 "trainer.max_epochs=2", "logger=none")
+
+
+def copy_sweep(source: Path, target: Path) -> Path:
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("*.ckpt", "report.*", "*.png", "train_vs_val"))
+    return target
+
+
+def table(folder: Path) -> list[list[str]]:
+    """The rows of report.md's table, header and separator left out."""
+    lines = [line for line in (folder / "report.md").read_text().splitlines() if line.startswith("|")]
+    assert lines[0].startswith("| combination | train acc | val acc |")
+    return [[cell.strip() for cell in line.strip("|").split(" | ")] for line in lines[2:]]
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR", f"{path} is not a PNG"
+    return struct.unpack(">II", data[16:24])
+
+
+def summaries(folder: Path) -> dict[str, dict]:
+    """summary.json of each run, keyed by the run's activation override."""
+    runs = {}
+    for path in folder.glob("*/summary.json"):
+        summary = json.loads(path.read_text())
+        key = next(o for o in run_overrides(path.parent, summary) if o.startswith("activation="))
+        runs[key] = summary
+    return runs
+
+
+def test_sweep_report_table_plots_and_page(activation_sweep, capsys):
+    assert main([str(activation_sweep)]) == 0
+    rows = table(activation_sweep)
+    assert sorted(r[0] for r in rows) == ["activation=relu", "activation=sigmoid"], "common overrides are dropped"
+    expected = summaries(activation_sweep)
+    for combination, train_acc, val_acc, train_loss, val_loss, test_acc, params, verdict in rows:
+        s = expected[combination]
+        assert [train_acc, val_acc, train_loss, val_loss] == [
+            f"{s['final'][k]:.4f}" for k in ("train/acc", "val/acc", "train/loss", "val/loss")]
+        assert test_acc == f"{s['test']['test/acc']:.4f}" and params == f"{s['num_parameters']:,}"
+        assert verdict.startswith(s["verdict"]["fit"]) if s.get("verdict") else verdict == "-"
+    assert float(rows[0][2]) >= float(rows[1][2]), "sorted by val acc, best first"
+
+    pngs = sorted(activation_sweep.rglob("*.png"))
+    assert {p.relative_to(activation_sweep).parts[0] for p in pngs} == {"curves.png", "train_vs_val"}
+    assert len(list((activation_sweep / "train_vs_val").glob("*.png"))) == 2
+    assert not (activation_sweep / "bias_variance.png").exists(), "one parameter count: no capacity plot"
+    assert all(png_size(p) == PIXELS for p in pngs)
+
+    page = (activation_sweep / "report.html").read_text()
+    assert "<table>" in page and all(f"<td>{html.escape(cell)}</td>" in page for row in rows for cell in row)
+    assert all(f'src="{p.relative_to(activation_sweep).as_posix()}"' in page for p in pngs)
+    out = capsys.readouterr().out
+    assert str(activation_sweep / "report.md") in out and str(activation_sweep / "report.html") in out
+
+
+def test_capacity_sweep_plots_error_against_parameters(capacity_sweep, tmp_path):
+    assert main([str(capacity_sweep)]) == 0
+    rows = table(capacity_sweep)
+    assert sorted(r[0] for r in rows) == ["model.width=16", "model.width=4", "model.width=64"]
+    assert [float(r[2]) for r in rows] == sorted((float(r[2]) for r in rows), reverse=True)
+    assert png_size(capacity_sweep / "bias_variance.png") == PIXELS
+    assert 'src="bias_variance.png"' in (capacity_sweep / "report.html").read_text()
+
+    single = next(capacity_sweep.glob("0_*"))
+    shutil.copytree(single, tmp_path / "one" / single.name, ignore=shutil.ignore_patterns("*.ckpt"))
+    assert main([str(tmp_path / "one")]) == 0
+    assert not (tmp_path / "one" / "bias_variance.png").exists()
+    all_overrides = "model=uniform, model.width=4, data=digits, trainer.max_epochs=2, logger=none"
+    assert table(tmp_path / "one")[0][0] == all_overrides, "a single run shows all its overrides"
+
+
+def test_failed_run_is_listed_last_with_its_reason(activation_sweep, tmp_path, capsys):
+    folder = copy_sweep(activation_sweep, tmp_path / "with_failure")
+    relu = next(folder.glob("1_*"))
+    failed = folder / relu.name.replace("1_activation=relu", "2_activation=tanh")
+    shutil.copytree(relu, failed)
+    (failed / "summary.json").write_text(json.dumps({
+        "status": "failed", "error": NAN_ERROR,
+        "overrides": ["activation=tanh", "data=digits", "trainer.max_epochs=3", "logger=csv"]}))
+
+    assert main([str(folder)]) == 1
+    rows = table(folder)
+    assert len(rows) == 3 and rows[-1][0] == "activation=tanh"
+    assert rows[-1][-1] == f"failed: {NAN_ERROR}" and rows[-1][1] == "-"
+    assert len(list((folder / "train_vs_val").glob("*.png"))) == 3, "the failed run's csv still gives its curves"
+    assert f"failed: {NAN_ERROR}" in (folder / "report.html").read_text()
+    assert "1 of 3 runs failed" in capsys.readouterr().err
+
+
+def test_runs_logged_to_wandb_get_the_report_offline(activation_sweep, tmp_path):
+    run = next(activation_sweep.glob("0_*"))
+    folder = tmp_path / run.name
+    shutil.copytree(run, folder, ignore=shutil.ignore_patterns("*.ckpt"))
+    (folder / "wandb" / "offline-run-20250101_000000-abc").mkdir(parents=True)  # as logger=wandb leaves it
+    assert main([str(folder)]) == 0
+    report_runs = [d for d in (folder / "wandb").glob("offline-run-*") if d.name != "offline-run-20250101_000000-abc"]
+    assert len(report_runs) == 1
+    media = report_runs[0] / "files" / "media"
+    assert list(media.glob("table/report_*.table.json")) and list(media.glob("images/curves_*.png"))
+
+
+def test_history_falls_back_to_metrics_csv(activation_sweep):
+    run = next(activation_sweep.glob("0_*"))
+    history = json.loads((run / "summary.json").read_text())["history"]
+    from_csv = history_from_csv(run / "csv" / "metrics.csv")
+    assert [h["epoch"] for h in from_csv] == [h["epoch"] for h in history]
+    assert all(c[k] == pytest.approx(h[k]) for c, h in zip(from_csv, history) for k in ("train/loss", "val/acc"))
+
+
+def test_overrides_from_the_folder_name(tmp_path):
+    assert run_overrides(tmp_path / "3_model.hidden=[8,4],optim=sgd", {}) == ["model.hidden=[8,4]", "optim=sgd"]
+    assert run_overrides(tmp_path / "2026-01-01_10-00-00_000", {}) == []
+
+
+@pytest.mark.parametrize("make", [lambda p: p / "missing", lambda p: p])
+def test_no_runs_is_exit_code_2_with_one_line(tmp_path, capsys, make):
+    assert main([str(make(tmp_path))]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+
+
+def test_command_line_entry(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "trainlab.report", str(tmp_path / "missing")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and result.stderr == f"error: {tmp_path / 'missing'}: no such folder\n"

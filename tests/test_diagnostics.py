@@ -144,3 +144,14 @@ def test_wandb_online_without_key_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
     result = run_cli("logger=wandb", "logger.mode=online", f"hydra.run.dir={tmp_path / 'run'}")
     assert result.returncode == 2 and "logger.mode: W&B online needs an API key" in result.stderr
+
+
+def test_bias_variance_experiment_sweeps_capacity_and_reports(tmp_path):
+    result = run_cli("experiment=bias_variance", "data=digits", "trainer.max_epochs=1", "logger=none",
+                     f"hydra.sweep.dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    sizes = sorted(json.loads(p.read_text())["num_parameters"] for p in tmp_path.glob("*/summary.json"))
+    assert len(sizes) == 5 and len(set(sizes)) == 5
+    report = (tmp_path / "report.md").read_text()  # written by the after-sweep callback
+    assert all(f"model.width={w}" in report for w in (4, 16, 64, 256, 1024))
+    assert (tmp_path / "bias_variance.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

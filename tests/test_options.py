@@ -22,7 +22,7 @@ def partner_overrides(group: str, option: str, hub_like_dataset, reviews_csv) ->
     """Text data needs a text model and vice versa; Hub data is replaced by a local copy in its schema."""
     if group == "data" and option in TEXT_DATA:
         extra = ["model=text_bow"]
-    elif (group == "model" and option.startswith("text_")) or group == "experiment":
+    elif (group == "model" and option.startswith("text_")) or (group, option) == ("experiment", "imdb_overfit"):
         extra = ["data=bbc_news"]
     else:
         return []

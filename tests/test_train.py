@@ -107,7 +107,7 @@ def test_cli_multirun_one_folder_and_summary_per_job(tmp_path):
     result = run_cli("-m", "activation=sigmoid,relu", "optim=sgd,adam", "data=digits", "trainer.max_epochs=1",
                      "logger=none", f"hydra.sweep.dir={tmp_path}")
     assert result.returncode == 0, result.stderr[-3000:]
-    jobs = sorted(p.name for p in tmp_path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    jobs = sorted(p.parent.name for p in tmp_path.glob("*/summary.json"))
     expected = [("0", "sigmoid", "sgd"), ("1", "sigmoid", "adam"), ("2", "relu", "sgd"), ("3", "relu", "adam")]
     assert len(jobs) == 4
     for name, (num, activation, optim) in zip(jobs, expected):

@@ -156,7 +156,8 @@ class NaNGuard(L.Callback):
         needed = 1 if dm.num_classes == 2 else dm.num_classes
         max_abs = features.abs().max().item() if features is not None else math.nan
         lines = [
-            f"loss became {loss.item()} at epoch {trainer.current_epoch}, step {trainer.global_step}. Checklist:",
+            f"loss became {loss.item()} at epoch {trainer.current_epoch}, step {trainer.global_step}",
+            "Checklist (x: evidence found):",
             f"  [{'x' if not finite_inputs else ' '}] NaN/inf in the inputs: {'found in this batch' if not finite_inputs else 'none in this batch'}",
             f"  [{'x' if not x.is_floating_point() and x.dtype != torch.long else ' '}] input dtype: {x.dtype} (float expected, or word ids)",
             f"  [ ] learning rate: {group['lr']:g} (lower it, e.g. optim.lr={group['lr'] / 10:g})",

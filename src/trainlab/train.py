@@ -104,12 +104,13 @@ def job_identity() -> dict:
     from hydra.core.hydra_config import HydraConfig
 
     if not HydraConfig.initialized():
-        return {"overrides": [], "name": None, "group": None}
+        return {"overrides": [], "name": None, "group": None, "launcher": ""}
     hydra_cfg = HydraConfig.get()
     overrides = list(hydra_cfg.overrides.task)
     multirun = str(hydra_cfg.mode) == "RunMode.MULTIRUN"
     return {"overrides": overrides, "name": hydra_cfg.job.override_dirname or "default",
-            "group": Path(hydra_cfg.sweep.dir).name if multirun else None}
+            "group": Path(hydra_cfg.sweep.dir).name if multirun else None,
+            "launcher": str(hydra_cfg.launcher.get("_target_", ""))}
 
 
 def check_wandb(cfg: DictConfig, identity: dict) -> None:
@@ -146,6 +147,9 @@ def train(cfg: DictConfig) -> dict:
     # The resolved config alone reproduces the run (no ${...} left to re-evaluate).
     (out / "config.yaml").write_text(OmegaConf.to_yaml(resolved))
 
+    threads = cfg.get("threads") or (1 if "Joblib" in identity["launcher"] else None)
+    if threads:
+        torch.set_num_threads(threads)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build(cfg.data, shuffle_seed=cfg.seed, encoder=cfg.model.get("encoder"))
     if getattr(datamodule, "label_names", None):
@@ -180,7 +184,7 @@ def train(cfg: DictConfig) -> dict:
         for prefix in ("train", "val", "gap", "dead", "lr-*"):  # plot epoch metrics against the epoch
             logger.experiment.define_metric(f"{prefix}/*" if prefix != "lr-*" else prefix, step_metric="epoch")
 
-    record = {"overrides": identity["overrides"], "num_parameters": count_parameters(net),
+    record = {"overrides": identity["overrides"], "threads": torch.get_num_threads(), "num_parameters": count_parameters(net),
               "layer_widths": getattr(net, "widths", None), "precision": str(trainer.precision), "memory": memory}
     try:
         trainer.fit(module, datamodule=datamodule)
@@ -226,12 +230,32 @@ def optimized_value(cfg: DictConfig, summary: dict) -> float | None:
 
 
 def run_from_cli(cfg: DictConfig) -> float | None:
-    """Hydra entry: bad input becomes one line on stderr and exit code 2, not a traceback."""
+    """Hydra entry: bad input becomes one line on stderr and exit code 2, not a traceback.
+
+    In a multirun a failing job does not stop the sweep: its summary.json records the failure,
+    the others run, and the sweep's report lists it (and the sweep exits non-zero).
+    """
     try:
         return optimized_value(cfg, train(cfg))
-    except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
-    except NonFiniteLoss as error:
-        print(f"error: training stopped: {error}", file=sys.stderr)
-        sys.exit(3)
+    except (ConfigError, NonFiniteLoss) as error:
+        code, message = (2, f"error: {error}") if isinstance(error, ConfigError) else (3, f"error: training stopped: {error}")
+        print(message, file=sys.stderr)
+        if not job_identity()["group"]:
+            sys.exit(code)
+        _record_failure(cfg, error)
+        return math.nan
+    except Exception as error:
+        if not job_identity()["group"]:
+            raise
+        log.exception("job failed; the sweep goes on")
+        _record_failure(cfg, error)
+        return math.nan
+
+
+def _record_failure(cfg: DictConfig, error: BaseException) -> None:
+    """A failed sweep job's summary.json (kept if training already wrote one)."""
+    path = Path(cfg.paths.output_dir) / "summary.json"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        first_line = (str(error).splitlines() or [type(error).__name__])[0]
+        path.write_text(json.dumps({"status": "failed", "error": first_line, "overrides": job_identity()["overrides"]}))

@@ -68,6 +68,6 @@ def test_failed_job_does_not_stop_the_sweep(tmp_path):
     assert result.returncode == 1  # the sweep says something failed
     runs = summaries(tmp_path)
     assert len(runs) == 2 and by_override(runs, "optim.lr=0.01")["status"] == "completed"
-    failed = by_override(runs, "optim.lr=1e6")
+    failed = by_override(runs, "optim.lr=1000000.0")  # Hydra writes the swept value as a float
     assert failed["status"] == "failed" and failed["error"].startswith("loss became nan")
     assert "failed: loss became nan" in (tmp_path / "report.md").read_text()

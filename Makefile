@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 LOCK := requirements.lock
 
-.PHONY: setup train test clean lock
+.PHONY: setup train test clean lock results bench
 
 setup: $(VENV)/.installed
 
@@ -26,3 +26,7 @@ lock: setup
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache
+
+# Runs every shipped experiment (several minutes on 2 cores) and rewrites README's Results section.
+results: setup
+	$(PY) scripts/results.py $(ARGS)

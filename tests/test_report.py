@@ -69,11 +69,12 @@ def test_sweep_report_table_plots_and_page(activation_sweep, capsys):
     rows = table(activation_sweep)
     assert sorted(r[0] for r in rows) == ["activation=relu", "activation=sigmoid"], "common overrides are dropped"
     expected = summaries(activation_sweep)
-    for combination, train_acc, val_acc, train_loss, val_loss, test_acc, params, verdict in rows:
+    for combination, train_acc, val_acc, train_loss, val_loss, test_acc, params, seconds, verdict in rows:
         s = expected[combination]
         assert [train_acc, val_acc, train_loss, val_loss] == [
             f"{s['final'][k]:.4f}" for k in ("train/acc", "val/acc", "train/loss", "val/loss")]
         assert test_acc == f"{s['test']['test/acc']:.4f}" and params == f"{s['num_parameters']:,}"
+        assert seconds == f"{s['wall_time_s']:.1f}"
         assert verdict.startswith(s["verdict"]["fit"]) if s.get("verdict") else verdict == "-"
     assert float(rows[0][2]) >= float(rows[1][2]), "sorted by val acc, best first"
 

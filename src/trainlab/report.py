@@ -27,7 +27,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 FIGSIZE, DPI = (10, 4), 100  # every plot is 1000 x 400 pixels
-COLUMNS = ["combination", "train acc", "val acc", "train loss", "val loss", "test acc", "params", "verdict"]
+COLUMNS = ["combination", "train acc", "val acc", "train loss", "val loss", "test acc", "params", "time (s)", "verdict"]
 METRICS = ("train/loss", "train/acc", "val/loss", "val/acc")
 REASON_CHARS = 80
 STYLE = ("body{font-family:sans-serif;margin:2em} table{border-collapse:collapse} "
@@ -127,7 +127,9 @@ def table_rows(runs: list[dict]) -> list[list[str]]:
         else:
             note = "-"
         metrics = [fmt(final.get(k)) for k in ("train/acc", "val/acc", "train/loss", "val/loss")]
-        rows.append([run["combination"], *metrics, fmt(test.get("test/acc")), fmt(summary.get("num_parameters")), note])
+        seconds = summary.get("wall_time_s")
+        rows.append([run["combination"], *metrics, fmt(test.get("test/acc")), fmt(summary.get("num_parameters")),
+                     f"{seconds:.1f}" if isinstance(seconds, (int, float)) else "-", note])
     return rows
 
 

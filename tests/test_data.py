@@ -55,12 +55,16 @@ def test_batches_cover_each_sample_once_per_epoch():
     x, y = torch.arange(10).float()[:, None], torch.arange(10)
     batches = TensorBatches(x, y, batch_size=4, shuffle=True, seed=3)
     assert len(batches) == 3
-    epochs = [torch.cat([yb for _, yb in batches]) for _ in range(2)]
+    epochs = []
+    for epoch in range(2):
+        batches.set_epoch(epoch)  # as Lightning does before every epoch
+        epochs.append(torch.cat([yb for _, yb in batches]))
     for order in epochs:
         assert sorted(order.tolist()) == list(range(10))
     assert not torch.equal(epochs[0], epochs[1])  # reshuffled every epoch
     again = TensorBatches(x, y, batch_size=4, shuffle=True, seed=3)
-    assert torch.equal(torch.cat([yb for _, yb in again]), epochs[0])  # same seed, same order
+    again.set_epoch(1)
+    assert torch.equal(torch.cat([yb for _, yb in again]), epochs[1])  # same seed and epoch, same order
     for xb, yb in batches:
         assert torch.equal(xb[:, 0].long(), yb)  # features stay with their labels
 

@@ -35,8 +35,9 @@ def load_mnist_5k() -> tuple[np.ndarray, np.ndarray]:
 class TensorBatches:
     """Batches sliced from whole-split features: no per-sample __getitem__, no collate, no workers.
 
-    `rows` restricts it to a subset (a DDP rank's shard). A fresh permutation per epoch (seeded by
-    `seed + epoch`, so runs repeat) when shuffling.
+    `rows` restricts it to a subset (a DDP rank's shard). When shuffling, each epoch's permutation
+    is seeded by `seed + epoch`: Lightning calls `sampler.set_epoch(epoch)` before every epoch (as for
+    a DistributedSampler), so a resumed run replays exactly the batches of an uninterrupted one.
     """
 
     def __init__(self, x, y: torch.Tensor, batch_size: int, shuffle: bool, seed: int, rows: torch.Tensor | None = None):
@@ -44,6 +45,10 @@ class TensorBatches:
         self.rows = torch.arange(len(y)) if rows is None else rows
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.epoch = 0
+        self.sampler, self.batch_sampler = self, None  # where Lightning looks for set_epoch
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
 
     def __len__(self) -> int:
         return -(-len(self.rows) // self.batch_size)
@@ -53,7 +58,6 @@ class TensorBatches:
         if self.shuffle:
             generator = torch.Generator().manual_seed(self.seed + self.epoch)
             order = order[torch.randperm(len(order), generator=generator)]
-            self.epoch += 1
         for start in range(0, len(order), self.batch_size):
             index = order[start : start + self.batch_size]
             yield self.x[index], self.y[index]

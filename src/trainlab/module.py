@@ -98,6 +98,12 @@ class Classifier(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         self.log_dict(self._epoch_values("test"))
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["history"] = self.history  # a resumed run keeps its earlier epochs' record
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.history = checkpoint.get("history", [])
+
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(self.parameters())
         if self.scheduler_factory is None:

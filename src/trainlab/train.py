@@ -5,6 +5,8 @@ import json
 import logging
 import math
 import os
+import pickle
+import signal
 import sys
 import time
 from pathlib import Path
@@ -134,9 +136,45 @@ def _netrc_has_wandb() -> bool:
         return False
 
 
+def resumed_config(cfg: DictConfig) -> tuple[DictConfig, Path | None]:
+    """With `resume=<run folder>`: that run's saved config and its last checkpoint."""
+    if not cfg.get("resume"):
+        return cfg, None
+    folder = Path(cfg.resume).expanduser()
+    saved, last = folder / "config.yaml", folder / "checkpoints" / "last.ckpt"
+    if not saved.exists():
+        raise ConfigError("resume", f"{folder} is not a trainlab run folder (no config.yaml)")
+    if not last.exists():
+        raise ConfigError("resume", f"{folder} has no checkpoints/last.ckpt: it ended before its first epoch; start it anew")
+    resumed = OmegaConf.load(saved)
+    with open_dict(resumed):
+        resumed.resume = str(folder)
+    return resumed, last
+
+
+def check_checkpoint(path: Path, module: Classifier) -> None:
+    """Refuse a checkpoint that is corrupted, holds more than plain data, or fits another model shape."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+    except pickle.UnpicklingError as error:
+        if "Unsupported global" in str(error):  # a pickled object that would run code on load
+            raise ConfigError("resume", f"{path} holds objects other than tensors and plain data, so it is refused "
+                              "(checkpoints load with weights_only=True); use a checkpoint trainlab wrote") from None
+        raise ConfigError("resume", f"{path} is corrupted or not a checkpoint; resume from another run or start anew") from None
+    except (RuntimeError, EOFError, KeyError, OSError) as error:
+        raise ConfigError("resume", f"{path} is corrupted or not a checkpoint ({type(error).__name__}); "
+                          "resume from another run or start anew") from None
+    expected = module.state_dict()
+    for name, tensor in state.items():
+        if name in expected and expected[name].shape != tensor.shape:
+            raise ConfigError("resume", f"{path} is of another model shape: {name} is {list(tensor.shape)} there, "
+                              f"{list(expected[name].shape)} here")
+
+
 def train(cfg: DictConfig) -> dict:
     """Train and test the configured model; returns (and writes) the run summary."""
     started = time.perf_counter()
+    cfg, resume_from = resumed_config(cfg)
     identity = job_identity()
     check_config(cfg)
     check_wandb(cfg, identity)
@@ -160,6 +198,9 @@ def train(cfg: DictConfig) -> dict:
                     build(cfg.activation), norm, OmegaConf.to_container(cfg.init))
     scheduler = build(cfg.scheduler) if cfg.scheduler else None
     module = Classifier(net, datamodule.num_classes, build(cfg.optim), scheduler)
+    if resume_from is not None:
+        check_checkpoint(resume_from, module)
+        log.info("resuming %s from %s", out, resume_from)
     memory = estimate_memory(net, datamodule.splits["train"][0][torch.arange(1)], module.optimizer_factory(
         net.parameters()), str(cfg.trainer.precision), datamodule.batch_size)
     log.info("%s | activation=%s norm=%s init=%s | memory estimate %.1f MB (%s)", net.describe(),
@@ -187,10 +228,12 @@ def train(cfg: DictConfig) -> dict:
     record = {"overrides": identity["overrides"], "threads": torch.get_num_threads(), "num_parameters": count_parameters(net),
               "layer_widths": getattr(net, "widths", None), "precision": str(trainer.precision), "memory": memory}
     try:
-        trainer.fit(module, datamodule=datamodule)
+        # Checkpoints are our own, but load them as plain data all the same (weights_only).
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
         best_checkpoint = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         # Test once, on the best checkpoint when one was saved (else the final weights).
-        tested = trainer.test(module, datamodule=datamodule, ckpt_path=best_checkpoint or None, verbose=False)
+        tested = trainer.test(module, datamodule=datamodule, ckpt_path=best_checkpoint or None, verbose=False,
+                              weights_only=True)
     except BaseException as error:
         summary = {"status": "failed", "error": str(error).splitlines()[0] if str(error) else type(error).__name__,
                    **build_summary(module, trainer, {}, time.perf_counter() - started), **record}
@@ -235,6 +278,8 @@ def run_from_cli(cfg: DictConfig) -> float | None:
     In a multirun a failing job does not stop the sweep: its summary.json records the failure,
     the others run, and the sweep's report lists it (and the sweep exits non-zero).
     """
+    # SIGTERM (a scheduler's stop) behaves like Ctrl-C: interrupt_checkpoint saves before exit.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         return optimized_value(cfg, train(cfg))
     except (ConfigError, NonFiniteLoss) as error:

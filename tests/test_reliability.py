@@ -1,0 +1,102 @@
+"""Resume after a kill, interrupts, safe checkpoint loading."""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import sys
+
+import pytest
+import torch
+
+from conftest import ROOT, make_cfg, run_cli
+from trainlab.errors import ConfigError
+from trainlab.train import train
+
+RUN = ("data=digits", "trainer.max_epochs=4", "logger=csv", "callbacks.progress_bar.refresh_rate=0")
+
+
+def with_tests_on_path(monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]))
+
+
+def signal_at(tmp_path, epoch, batch, name="SIGKILL"):
+    return (f"+callbacks.signal={{_target_: killer.SignalAt, epoch: {epoch}, batch: {batch}, "
+            f"marker: '{tmp_path / 'signalled'}', signal_name: {name}}}")
+
+
+def test_resume_after_sigkill_mid_epoch_matches_an_uninterrupted_run(tmp_path, monkeypatch):
+    with_tests_on_path(monkeypatch)
+    whole = run_cli(*RUN, f"hydra.run.dir={tmp_path / 'whole'}")
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    killed = run_cli(*RUN, signal_at(tmp_path, epoch=2, batch=3), f"hydra.run.dir={tmp_path / 'killed'}")
+    assert killed.returncode == -9 and not (tmp_path / "killed" / "summary.json").exists()
+    resumed = run_cli(f"resume={tmp_path / 'killed'}", f"hydra.run.dir={tmp_path / 'resume_log'}")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    expected = json.loads((tmp_path / "whole" / "summary.json").read_text())
+    got = json.loads((tmp_path / "killed" / "summary.json").read_text())
+    assert got["final"] == expected["final"] and got["test"] == expected["test"]
+    assert [h["epoch"] for h in got["history"]] == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("name", ["SIGINT", "SIGTERM"])
+def test_interrupt_saves_a_checkpoint_before_exit(tmp_path, monkeypatch, name):
+    with_tests_on_path(monkeypatch)
+    result = run_cli(*RUN, signal_at(tmp_path, epoch=1, batch=2, name=name), f"hydra.run.dir={tmp_path}")
+    assert result.returncode != 0
+    state = torch.load(tmp_path / "checkpoints" / "interrupted.ckpt", weights_only=True)
+    assert state["epoch"] == 1
+
+
+def finished_run(tmp_path, *overrides):
+    train(make_cfg(tmp_path, "data=digits", "trainer.max_epochs=1", "logger=none", *overrides))
+    return tmp_path / "checkpoints" / "last.ckpt"
+
+
+def test_resume_refuses_a_corrupted_checkpoint(tmp_path):
+    finished_run(tmp_path).write_bytes(b"not a checkpoint")
+    with pytest.raises(ConfigError, match="corrupted"):
+        train(make_cfg(tmp_path / "new", f"resume={tmp_path}"))
+
+
+def test_resume_refuses_a_tampered_checkpoint(tmp_path):
+    last = finished_run(tmp_path)
+    checkpoint = torch.load(last, weights_only=True)
+    checkpoint["payload"] = Exploit()  # an object torch would have to unpickle by running code
+    torch.save(checkpoint, last)
+    with pytest.raises(ConfigError, match="weights_only"):
+        train(make_cfg(tmp_path / "new", f"resume={tmp_path}"))
+
+
+class Exploit:
+    def __reduce__(self):
+        return (print, ("this must never run",))
+
+
+def test_resume_refuses_a_checkpoint_of_another_shape(tmp_path):
+    finished_run(tmp_path)
+    saved = (tmp_path / "config.yaml").read_text().replace("width: 512", "width: 256", 1)
+    (tmp_path / "config.yaml").write_text(saved)
+    with pytest.raises(ConfigError, match="another model shape"):
+        train(make_cfg(tmp_path / "new", f"resume={tmp_path}"))
+
+
+def test_resume_needs_a_run_folder(tmp_path):
+    with pytest.raises(ConfigError, match="not a trainlab run folder"):
+        train(make_cfg(tmp_path, f"resume={tmp_path / 'nowhere'}"))
+
+
+def test_no_secret_is_written(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_API_KEY", "secret-key-0123456789abcdef0123456789abcdef")
+    result = run_cli("logger=wandb", "data=digits", "trainer.max_epochs=1", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert b"secret-key-0123456789" not in path.read_bytes(), path
+
+
+def test_fp16_true_that_diverges_stops_with_the_checklist(tmp_path):
+    result = run_cli("data=digits", "precision=16-true", "optim=sgd", "optim.lr=1e4", "logger=none",
+                     f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 3
+    assert "precision: 16-true" in result.stderr and "Traceback" not in result.stderr

@@ -10,7 +10,7 @@ from conftest import CONF, make_cfg, run_cli
 from trainlab.errors import ConfigError
 from trainlab.train import train
 
-# Options that need more than one CPU process or a GPU have their own tests below.
+# trainer=ddp (two processes) has its own tests in test_reliability.py; trainer=gpu below.
 SPECIAL = {("trainer", "ddp"), ("trainer", "gpu")}
 OPTIONS = sorted((p.parent.name, p.stem) for p in CONF.glob("*/*.yaml") if (p.parent.name, p.stem) not in SPECIAL)
 
@@ -52,10 +52,3 @@ def test_gpu_trainer_without_gpu_is_a_clear_error(tmp_path):
         pytest.skip("this machine has a GPU: trainer=gpu is covered by the fast_dev_run test then")
     with pytest.raises(ConfigError, match="trainer=gpu"):
         train(make_cfg(tmp_path, "trainer=gpu", "debug=fast_dev_run"))
-
-
-def test_ddp_two_cpu_processes(tmp_path):
-    result = run_cli("trainer=ddp", "trainer.accelerator=cpu", "debug=fast_dev_run", "data=digits",
-                     f"hydra.run.dir={tmp_path}")
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert json.loads((tmp_path / "summary.json").read_text())["status"] == "completed"

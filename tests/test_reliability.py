@@ -100,3 +100,43 @@ def test_fp16_true_that_diverges_stops_with_the_checklist(tmp_path):
                      f"hydra.run.dir={tmp_path}")
     assert result.returncode == 3
     assert "precision: 16-true" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_ddp_two_processes_match_one_process_with_the_same_global_batch(tmp_path):
+    common = ("data=digits", "trainer.max_epochs=3", "logger=none", "trainer.accelerator=cpu")
+    single = run_cli(*common, "data.batch_size=64", f"hydra.run.dir={tmp_path / 'single'}")
+    ddp = run_cli(*common, "trainer=ddp", "trainer.devices=2", "data.batch_size=32", f"hydra.run.dir={tmp_path / 'ddp'}")
+    assert single.returncode == 0 and ddp.returncode == 0, ddp.stderr[-2000:]
+    one, two = (json.loads((tmp_path / name / "summary.json").read_text())["final"] for name in ("single", "ddp"))
+    # Each rank sees its own half of every epoch, so the batches differ: equal within tolerance.
+    assert abs(one["val/acc"] - two["val/acc"]) < 0.05 and abs(one["val/loss"] - two["val/loss"]) < 0.1
+
+
+def test_ddp_multirun_writes_one_folder_per_job(tmp_path):
+    result = run_cli("-m", "trainer=ddp", "trainer.accelerator=cpu", "debug=fast_dev_run", "data=digits",
+                     "activation=relu,tanh", f"hydra.sweep.dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    jobs = [p for p in tmp_path.iterdir() if p.is_dir() and (p / "config.yaml").exists()]
+    assert len(jobs) == 2 and all((job / "summary.json").exists() for job in jobs)
+
+
+def test_disk_full_while_saving_is_one_message_and_keeps_earlier_runs(tmp_path, monkeypatch, capsys):
+    import errno
+
+    import trainlab.train as entry
+    from lightning.fabric.plugins.io import torch_io
+
+    earlier = tmp_path / "earlier"
+    finished_run(earlier)
+    before = {p: p.read_bytes() for p in earlier.rglob("*") if p.is_file()}
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", "checkpoints/last.ckpt")
+
+    monkeypatch.setattr(torch_io, "_atomic_save", no_space)  # where Lightning writes every checkpoint
+    with pytest.raises(SystemExit) as stopped:
+        entry.run_from_cli(make_cfg(tmp_path / "new", "data=digits", "trainer.max_epochs=1", "logger=none"))
+    assert stopped.value.code == 4
+    message = capsys.readouterr().err.strip().splitlines()
+    assert message[-1].startswith("error: cannot write checkpoints/last.ckpt: No space left on device")
+    assert {p: p.read_bytes() for p in earlier.rglob("*") if p.is_file()} == before

@@ -289,6 +289,14 @@ def run_from_cli(cfg: DictConfig) -> float | None:
             sys.exit(code)
         _record_failure(cfg, error)
         return math.nan
+    except OSError as error:
+        # Disk full, read-only or vanished folder while saving: say which file, keep what exists.
+        print(f"error: cannot write {error.filename or 'to the run folder'}: {error.strerror or error}; free disk space "
+              "or write elsewhere with hydra.run.dir=... (earlier runs and checkpoints are untouched)", file=sys.stderr)
+        if not job_identity()["group"]:
+            sys.exit(4)
+        _record_failure(cfg, error)
+        return math.nan
     except Exception as error:
         if not job_identity()["group"]:
             raise

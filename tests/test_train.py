@@ -75,6 +75,7 @@ def test_fp16_mixed_on_cpu_says_it_runs_as_bf16(tmp_path, caplog):
     (["seed=abc"], "seed"),
     (["data.scaler=robust"], "data.scaler"),
     (["+model.colour=red"], "model.colour"),
+    (["data=digits", "data.val_fraction=0.0001"], "data.val_fraction"),
 ])
 def test_impossible_values_fail_before_training(tmp_path, overrides, key):
     with pytest.raises(ConfigError, match=key):
@@ -93,6 +94,12 @@ def test_cli_unknown_option_lists_the_choices(tmp_path):
     result = run_cli("optim=adamax", f"hydra.run.dir={tmp_path}")
     assert result.returncode != 0
     assert "adam" in result.stderr and "rmsprop" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_cli_unknown_key_is_named(tmp_path):
+    result = run_cli("model.colour=red", f"hydra.run.dir={tmp_path}")
+    assert result.returncode != 0
+    assert "Could not override 'model.colour'" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_cli_help_lists_groups_and_options():

@@ -93,10 +93,15 @@ class InMemoryDataModule(L.LightningDataModule):
     def split_indices(self, labels: np.ndarray) -> dict[str, np.ndarray]:
         """Stratified train/val/test row indices."""
         rows = np.arange(len(labels))
-        train, held = train_test_split(rows, test_size=self.val_fraction + self.test_fraction,
-                                       random_state=self.split_seed, stratify=labels)
-        val, test = train_test_split(held, test_size=self.test_fraction / (self.val_fraction + self.test_fraction),
-                                     random_state=self.split_seed, stratify=labels[held])
+        try:
+            train, held = train_test_split(rows, test_size=self.val_fraction + self.test_fraction,
+                                           random_state=self.split_seed, stratify=labels)
+            val, test = train_test_split(held, test_size=self.test_fraction / (self.val_fraction + self.test_fraction),
+                                         random_state=self.split_seed, stratify=labels[held])
+        except ValueError:  # a stratified split needs at least one sample per class in each part
+            raise ConfigError("data.val_fraction", f"with {len(rows)} samples of {len(np.unique(labels))} classes, "
+                              f"val_fraction={self.val_fraction} and test_fraction={self.test_fraction} leave a split "
+                              "with fewer samples than classes (or empty); make the fractions larger") from None
         return {"train": train, "val": val, "test": test}
 
     def _batches(self, split: str, shuffle: bool, rows: torch.Tensor | None = None) -> TensorBatches:

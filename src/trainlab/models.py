@@ -95,8 +95,8 @@ class MLP(nn.Sequential):
     def __init__(self, in_features: int, num_classes: int, widths: list[int],
                  activation: Callable[[], nn.Module], norm: Callable[[int], nn.Module] | None = None,
                  dropout: float = 0.0, encoder: nn.Module | None = None):
-        if not 0 <= dropout < 1:
-            raise ConfigError("model.dropout", f"must be in [0, 1), got {dropout}")
+        if not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+            raise ConfigError("model.dropout", f"must be in [0, 1), got {dropout!r}")
         layers: list[nn.Module] = [encoder] if encoder is not None else []
         for fan_in, fan_out in zip([in_features, *widths], widths):
             layers.append(nn.Linear(fan_in, fan_out))

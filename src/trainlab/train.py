@@ -55,9 +55,6 @@ def check_config(cfg: DictConfig) -> None:
     epochs = cfg.trainer.get("max_epochs")
     if not isinstance(epochs, int) or epochs < 1:
         raise ConfigError("trainer.max_epochs", f"must be an integer >= 1, got {epochs!r}")
-    dropout = cfg.model.get("dropout", 0.0)
-    if not _is_number(dropout) or not 0 <= dropout < 1:
-        raise ConfigError("model.dropout", f"must be in [0, 1), got {dropout!r}")
 
 
 def adapt_to_precision(cfg: DictConfig) -> None:
@@ -235,9 +232,8 @@ def train(cfg: DictConfig) -> dict:
         tested = trainer.test(module, datamodule=datamodule, ckpt_path=best_checkpoint or None, verbose=False,
                               weights_only=True)
     except BaseException as error:
-        summary = {"status": "failed", "error": str(error).splitlines()[0] if str(error) else type(error).__name__,
-                   **build_summary(module, trainer, {}, time.perf_counter() - started), **record}
-        summary["status"] = "failed"
+        summary = {**build_summary(module, trainer, {}, time.perf_counter() - started), **record, "status": "failed",
+                   "error": (str(error).splitlines() or [type(error).__name__])[0]}
         if trainer.is_global_zero:
             (out / "summary.json").write_text(json.dumps(summary, indent=2))
         if isinstance(logger, WandbLogger) and logger._experiment is not None:

@@ -52,6 +52,8 @@ def test_overfitting_verdict_names_the_stop_epoch(tmp_path):
     verdict = summary["verdict"]
     assert verdict["fit"] == "overfitting"
     assert verdict["stop_epoch"] == summary["best_epoch"] < 11
+    # Testing the best checkpoint does not cut the record back to the best epoch.
+    assert [h["epoch"] for h in summary["history"]] == list(range(12)) and summary["final"]["epoch"] == 11
     assert json.loads((tmp_path / "summary.json").read_text())["verdict"] == verdict
 
 

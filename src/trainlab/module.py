@@ -102,7 +102,8 @@ class Classifier(L.LightningModule):
         checkpoint["history"] = self.history  # a resumed run keeps its earlier epochs' record
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self.history = checkpoint.get("history", [])
+        if self.trainer.state.fn == "fit":  # resuming; testing the best checkpoint keeps the whole record
+            self.history = checkpoint.get("history", [])
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(self.parameters())

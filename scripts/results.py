@@ -26,7 +26,8 @@ EXPERIMENTS = {
     "regularization": ([], "dropout x weight decay x early stopping (patience 3, or 1000 = off) on a 2 x 1024 net"),
     "batch_lr": ([], "batch size x learning rate with plain SGD"),
     "scaling": ([], "z-score vs min-max vs raw pixels, with SGD and Adam"),
-    "precision": ([], "32-true vs bf16-mixed vs 16-mixed (runs as bf16-mixed on a CPU): accuracy and time"),
+    "precision": ([], "32-true vs bf16-mixed vs 16-mixed (runs as bf16-mixed on a CPU): accuracy and time "
+                      "(a run's time includes loading the data, which the first job of a sweep parses from csv)"),
     "imdb_overfit": (["data=bbc_news"], "the notes' IMDB overfitting recipe on the embedded BBC News"),
 }
 

@@ -140,3 +140,33 @@ def test_disk_full_while_saving_is_one_message_and_keeps_earlier_runs(tmp_path, 
     message = capsys.readouterr().err.strip().splitlines()
     assert message[-1].startswith("error: cannot write checkpoints/last.ckpt: No space left on device")
     assert {p: p.read_bytes() for p in earlier.rglob("*") if p.is_file()} == before
+
+
+def test_output_folder_that_cannot_be_created_is_one_line_and_exit_4(tmp_path):
+    earlier = tmp_path / "earlier"
+    finished_run(earlier)
+    before = {p: p.read_bytes() for p in earlier.rglob("*") if p.is_file()}
+    (tmp_path / "a_file").write_text("not a folder")
+    for mode, key in (("", "hydra.run.dir"), ("-m", "hydra.sweep.dir")):
+        result = run_cli(*filter(None, [mode]), "data=digits", "debug=fast_dev_run", f"{key}={tmp_path}/a_file/run")
+        assert result.returncode == 4, result.stderr[-2000:]
+        assert result.stderr.strip().splitlines() == [
+            f"error: cannot write the output folder {tmp_path}/a_file/run: Not a directory; "
+            f"choose a writable folder with {key}=... (earlier runs are untouched)"]
+    assert {p: p.read_bytes() for p in earlier.rglob("*") if p.is_file()} == before
+
+
+def test_read_only_output_folder_is_refused_before_training(tmp_path, monkeypatch, capsys):
+    import errno
+    import tempfile
+
+    from trainlab.hydra_callbacks import ensure_writable
+
+    def read_only(*args, **kwargs):  # what a read-only mount answers (root ignores chmod, so simulate it)
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
+    with pytest.raises(SystemExit) as stopped:
+        ensure_writable(str(tmp_path), "hydra.run.dir")
+    assert stopped.value.code == 4
+    assert capsys.readouterr().err.startswith(f"error: cannot write the output folder {tmp_path}: Read-only file system")

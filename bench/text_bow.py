@@ -2,16 +2,19 @@
 
 An IMDB-sized synthetic corpus (25,000 training and 5,000 validation documents of ~230 words from a
 10,000-word Zipf vocabulary; the label shows as a few class-leaning words per document, so it is
-learnable but not perfectly) goes through two pipelines, each in its own subprocess so that peak
-memory is per pipeline:
+learnable but not perfectly) is written once as train/validation parquet files, in the schema of
+the Hub's stanfordnlp/imdb (text, ClassLabel neg/pos). Two pipelines read it, each in its own
+subprocess so that peak memory is per pipeline:
 
-  dense     the notes' approach: CountVectorizer(max_features=10000, binary=True), the whole train
+  dense     the notes' approach: the texts read into Python lists (pyarrow),
+            CountVectorizer(max_features=10000, binary=True), the whole train
             and val splits as dense float32 tensors, Linear(10000,16)-ReLU-Linear(16,16)-ReLU-Linear(16,1),
             BCEWithLogits, RMSprop(lr=0.005), batch 512, in a hand-written loop;
-  trainlab  trainlab.text.TextDataModule (multi_hot encoder: CSR rows, dense batches built per step),
-            trainlab.models.build_mlp, trainlab.module.Classifier and a Lightning Trainer on the CPU.
+  trainlab  the files loaded as data=imdb loads the Hub's (`datasets.load_dataset("parquet")`: an Arrow
+            cache, built once before the runs as a download is, then memory-mapped), trainlab.text.TextDataModule (multi_hot encoder: CSR rows, sparse
+            batches), trainlab.models.build_mlp, trainlab.module.Classifier and a Lightning Trainer.
 
-Measured per pipeline: peak RSS above the RSS right after imports (corpus, data and training),
+Measured per pipeline: peak RSS above the RSS right after imports (reading, encoding, training),
 the median epoch time (training batches only; validation excluded in both) and the final val accuracy.
 Both start from the same weights (torch seed 0) and see the same batch order (seed + epoch).
 
@@ -25,11 +28,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -46,7 +52,7 @@ def peak_rss_mib() -> float:
 
 
 def corpus(docs: int, seed: int) -> tuple[list[str], list[int]]:
-    """`docs` documents "w12 w3 ...": Zipf background words plus ~8 class-leaning words each."""
+    """`docs` documents "w12 w3 ...": Zipf background words plus ~10 class-leaning words each."""
     words = [f"w{i}" for i in range(VOCAB)]
     cdf = np.cumsum(1.0 / np.arange(1, VOCAB + 1))
     cdf /= cdf[-1]
@@ -57,10 +63,10 @@ def corpus(docs: int, seed: int) -> tuple[list[str], list[int]]:
     for start in range(0, docs, 1000):  # in chunks, so generating the corpus needs little memory
         n = min(1000, docs - start)
         y = rng.integers(0, 2, n)
-        lengths = rng.integers(112, 337, n)  # + ~8 leaning words: ~232 words a document
-        leans = rng.poisson(8, n)
+        lengths = rng.integers(110, 331, n)  # + ~10 leaning words: ~230 words a document
+        leans = rng.poisson(10, n)
         background = np.searchsorted(cdf, rng.random(lengths.sum()))
-        own = rng.random(leans.sum()) < 0.7  # 70% lean towards the document's class, 30% the other way
+        own = rng.random(leans.sum()) < 0.72  # 72% lean towards the document's class, 28% the other
         side = np.where(own, np.repeat(y, leans), 1 - np.repeat(y, leans))
         extra = leaning[side, rng.integers(0, SENTIMENT_WORDS, leans.sum())]
         b_ends, e_ends = np.cumsum(lengths), np.cumsum(leans)
@@ -71,8 +77,29 @@ def corpus(docs: int, seed: int) -> tuple[list[str], list[int]]:
     return texts, labels
 
 
-def run_dense(train, val, epochs: int, torch) -> tuple[list[float], list[float]]:
+def write_corpus(folder: Path, docs: int, val_docs: int) -> None:
+    from datasets import ClassLabel, Dataset, Features, Value, disable_progress_bars
+
+    disable_progress_bars()
+    features = Features({"text": Value("string"), "label": ClassLabel(names=["neg", "pos"])})  # as IMDB's
+    for split, (n, seed) in {"train": (docs, SEED + 1), "validation": (val_docs, SEED + 2)}.items():
+        texts, labels = corpus(n, seed)
+        Dataset.from_dict({"text": texts, "label": labels}, features=features).to_parquet(str(folder / f"{split}.parquet"))
+    load_corpus(folder)  # builds the Arrow cache once, as a Hub download is converted once, not in every run
+
+
+def load_corpus(folder: Path) -> "datasets.DatasetDict":  # noqa: F821
+    from datasets import load_dataset
+
+    files = {split: str(folder / f"{split}.parquet") for split in ("train", "validation")}
+    return load_dataset("parquet", data_files=files, cache_dir=str(folder / "hf_cache"))
+
+
+def run_dense(folder: Path, epochs: int, torch) -> tuple[list[float], list[float]]:
+    import pyarrow.parquet as pq
     from sklearn.feature_extraction.text import CountVectorizer
+
+    train, val = ([*pq.read_table(folder / f"{split}.parquet").to_pydict().values()] for split in ("train", "validation"))
 
     vectorizer = CountVectorizer(max_features=VOCAB, binary=True, dtype=np.float32)  # float32: no int64 copy
     x_train = torch.from_numpy(vectorizer.fit_transform(train[0]).toarray())  # docs x 10,000, dense
@@ -101,9 +128,9 @@ def run_dense(train, val, epochs: int, torch) -> tuple[list[float], list[float]]
     return times, accuracies
 
 
-def run_trainlab(train, val, epochs: int, torch) -> tuple[list[float], list[float]]:
+def run_trainlab(folder: Path, epochs: int, torch) -> tuple[list[float], list[float]]:
     import lightning as L
-    from datasets import ClassLabel, Dataset, Features, Value, disable_progress_bars
+    from datasets import disable_progress_bars
 
     from trainlab.models import build_mlp
     from trainlab.module import Classifier
@@ -111,12 +138,10 @@ def run_trainlab(train, val, epochs: int, torch) -> tuple[list[float], list[floa
 
     disable_progress_bars()
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
-    features = Features({"text": Value("string"), "label": ClassLabel(names=["neg", "pos"])})  # as IMDB's
 
     def loader():
-        validation = Dataset.from_dict({"text": val[0], "label": val[1]}, features=features)
-        return {"train": Dataset.from_dict({"text": train[0], "label": train[1]}, features=features),
-                "validation": validation, "test": validation}
+        loaded = load_corpus(folder)
+        return {**loaded, "test": loaded["validation"]}
 
     dm = TextDataModule(loader, encoder={"kind": "multi_hot", "num_words": VOCAB}, batch_size=BATCH, shuffle_seed=SEED)
     torch.manual_seed(SEED)
@@ -148,7 +173,8 @@ def run_trainlab(train, val, epochs: int, torch) -> tuple[list[float], list[floa
     return timer.times, [h["val/acc"] for h in module.history if "val/acc" in h]
 
 
-def child(pipeline: str, docs: int, val_docs: int, epochs: int) -> None:
+def child(pipeline: str, folder: Path, epochs: int) -> None:
+    import pyarrow.parquet  # noqa: F401
     import torch  # both pipelines import torch (and what they use) before the baseline RSS
 
     if pipeline == "trainlab":
@@ -156,11 +182,8 @@ def child(pipeline: str, docs: int, val_docs: int, epochs: int) -> None:
     else:
         import sklearn.feature_extraction.text  # noqa: F401
     after_imports = rss_mib()
-    train, val = corpus(docs, SEED + 1), corpus(val_docs, SEED + 2)
-    after_corpus = rss_mib()
-    times, accuracies = (run_trainlab if pipeline == "trainlab" else run_dense)(train, val, epochs, torch)
+    times, accuracies = (run_trainlab if pipeline == "trainlab" else run_dense)(folder, epochs, torch)
     print(json.dumps({"pipeline": pipeline, "rss_after_imports_mib": round(after_imports, 1),
-                      "corpus_mib": round(after_corpus - after_imports, 1),
                       "peak_above_imports_mib": round(peak_rss_mib() - after_imports, 1),
                       "epoch_times_s": [round(t, 3) for t in times], "median_epoch_s": round(statistics.median(times), 3),
                       "val_acc": [round(a, 4) for a in accuracies], "final_val_acc": round(accuracies[-1], 4)}))
@@ -172,20 +195,23 @@ def main() -> None:
     parser.add_argument("--val-docs", type=int, default=5_000, help="validation documents (default 5,000)")
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--pipeline", choices=["dense", "trainlab"], help="run one pipeline here (the subprocess)")
+    parser.add_argument("--data", type=Path, help="the corpus folder (for --pipeline)")
     args = parser.parse_args()
     if args.pipeline:
-        return child(args.pipeline, args.docs, args.val_docs, args.epochs)
-    results = {}
-    for pipeline in ("dense", "trainlab"):  # one after the other: no competition for the cores
-        command = [sys.executable, __file__, "--pipeline", pipeline, "--docs", str(args.docs),
-                   "--val-docs", str(args.val_docs), "--epochs", str(args.epochs)]
-        done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True)
-        results[pipeline] = json.loads(done.stdout.strip().splitlines()[-1])
-        print(f"{pipeline}: {json.dumps(results[pipeline])}", flush=True)
+        return child(args.pipeline, args.data, args.epochs)
+    results, load_before = {}, os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="bench_text_bow_") as folder:
+        write_corpus(Path(folder), args.docs, args.val_docs)
+        for pipeline in ("dense", "trainlab"):  # one after the other: no competition for the cores
+            command = [sys.executable, __file__, "--pipeline", pipeline, "--data", folder, "--epochs", str(args.epochs)]
+            done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True)
+            results[pipeline] = json.loads(done.stdout.strip().splitlines()[-1])
+            print(f"{pipeline}: {json.dumps(results[pipeline])}", flush=True)
     dense, lab = results["dense"], results["trainlab"]
     memory = lab["peak_above_imports_mib"] / dense["peak_above_imports_mib"]
     epoch = lab["median_epoch_s"] / dense["median_epoch_s"]
-    print(f"\n{args.docs} train / {args.val_docs} val docs, {args.epochs} epochs"
+    print(f"\n{args.docs} train / {args.val_docs} val docs, {args.epochs} epochs, {os.cpu_count()} cores, 1-min load "
+          f"average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after (other processes skew the times)"
           f"\n{'':36}{'dense':>10}{'trainlab':>10}{'ratio':>8}")
     print(f"{'peak memory above imports (MiB)':36}{dense['peak_above_imports_mib']:>10.1f}"
           f"{lab['peak_above_imports_mib']:>10.1f}{memory:>8.3f}")

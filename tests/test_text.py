@@ -41,15 +41,16 @@ def test_vocabulary_comes_from_the_training_split_only(tmp_path, reviews_csv):
     assert all(rows.matrix.shape[1] == 5 for rows, _ in dm.splits.values())
 
 
-def test_multi_hot_batches_equal_dense_linear_values_and_gradients():
+def test_sparse_multi_hot_batches_equal_dense_linear_values_and_gradients():
     texts = ["the cat sat", "the dog ran far", "a cat and a dog", "far far away"]
     vectorizer = CountVectorizer(binary=True).fit(texts)
     dense = torch.tensor(vectorizer.transform(texts).toarray(), dtype=torch.float32)
     vocab, analyze = vectorizer.vocabulary_, vectorizer.build_analyzer()
     ids = [sorted({vocab[w] for w in analyze(t)}) for t in texts]
-    rows = MultiHotRows(word_id_matrix(ids, len(vocab)))
+    rows = MultiHotRows(word_id_matrix(np.concatenate(ids), np.array([len(i) for i in ids]), len(vocab)))
     batch = rows[torch.tensor([2, 0, 3])]
-    torch.testing.assert_close(batch, dense[[2, 0, 3]])
+    assert batch.layout == torch.sparse_csr  # fed to the first layer as it is, never densified
+    torch.testing.assert_close(batch.to_dense(), dense[[2, 0, 3]])
     layer = nn.Linear(len(vocab), 4)
     reference = nn.Linear(len(vocab), 4)
     reference.load_state_dict(layer.state_dict())
@@ -64,6 +65,8 @@ def test_embedding_ids_are_padded_and_truncated(tmp_path):
     ids = dm.splits["train"][0]
     assert ids.shape[1] == 32 and ids.dtype == torch.long
     assert ids.max() < dm.num_features == dm.vocabulary_size + 2
+    filled = ids != 0
+    assert torch.equal(filled, filled.cummin(dim=1).values)  # each document's words first, padding after
     short = text_datamodule(tmp_path, "data=bbc_news", "model=text_embed", "model.encoder.max_len=2000").splits["train"][0]
     assert (short == 0).any(dim=1).float().mean() > 0.95  # nearly every article is shorter: padded
 

@@ -151,7 +151,8 @@ class NaNGuard(L.Callback):
         group = optimizer.param_groups[0]
         dm = trainer.datamodule
         features = dm.splits["train"][0] if isinstance(dm.splits["train"][0], torch.Tensor) else None
-        finite_inputs = bool(torch.isfinite(x.float()).all()) if x.is_floating_point() else True
+        values = x.values() if x.layout == torch.sparse_csr else x  # multi-hot text batches are sparse
+        finite_inputs = bool(torch.isfinite(values.float()).all()) if x.is_floating_point() else True
         outputs = _linear_layers(pl_module.net)[-1].out_features
         needed = 1 if dm.num_classes == 2 else dm.num_classes
         max_abs = features.abs().max().item() if features is not None else math.nan

@@ -200,6 +200,7 @@ def estimate_memory(net: nn.Module, sample: torch.Tensor, optimizer: torch.optim
     """The notes' estimate: parameters x bytes per value (+ gradients, optimizer state) + activations x batch.
 
     Mixed precision keeps fp32 weights but computes (and stores activations) in 16 bits.
+    `sample` is one input row.
     """
     param_bytes = BYTES_PER_VALUE[precision]
     activation_bytes = 2 if precision.endswith("mixed") or precision in ("bf16-true", "16-true") else param_bytes
@@ -212,7 +213,7 @@ def estimate_memory(net: nn.Module, sample: torch.Tensor, optimizer: torch.optim
     hooks = [m.register_forward_hook(lambda _m, _i, out: outputs.append(out[0].numel())) for m in leaves]
     try:
         with torch.no_grad():
-            net.eval()(sample[:1])
+            net.eval()(sample.to_dense() if sample.layout == torch.sparse_csr else sample)
     finally:
         net.train()
         for hook in hooks:

@@ -14,6 +14,7 @@ from torchmetrics.classification import BinaryAccuracy, MulticlassAccuracy
 # fixed training sample measured in eval mode exactly as "val" is, so the two curves compare.
 STAGES = ("fit", "train", "val", "test")
 VAL_LOADERS = ("val", "train")  # the datamodule's validation loaders, in order
+SPARSE_DTYPES = (torch.float32, torch.float64)
 
 
 class Classifier(L.LightningModule):
@@ -30,16 +31,21 @@ class Classifier(L.LightningModule):
         super().__init__()
         self.net, self.optimizer_factory, self.scheduler_factory = net, optimizer, scheduler
         self.binary = num_classes == 2
-        accuracy = BinaryAccuracy() if self.binary else MulticlassAccuracy(num_classes, average="micro")
+        # Labels are checked against the output size when the data loads, and a non-finite loss stops
+        # training (NaNGuard): the metrics' own per-step argument and NaN checks would only cost time.
+        accuracy = (BinaryAccuracy(validate_args=False) if self.binary
+                    else MulticlassAccuracy(num_classes, average="micro", validate_args=False))
         # Epoch metrics are accumulated on-device and synced once per epoch, not per step.
         # Keyed "<stage>_split": ModuleDict keys may not shadow Module attributes such as `train`.
         self.metrics = nn.ModuleDict({
-            f"{stage}_split": MetricCollection({"loss": MeanMetric(), "acc": accuracy.clone()})
+            f"{stage}_split": MetricCollection({"loss": MeanMetric(nan_strategy="disable"), "acc": accuracy.clone()})
             for stage in STAGES
         })
         self.history: list[dict[str, float]] = []
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.layout == torch.sparse_csr and (x.dtype not in SPARSE_DTYPES or torch.is_autocast_enabled(x.device.type)):
+            x = x.to_dense()  # sparse matmul has float32/float64 kernels only; autocast would ask for 16 bits
         return self.net(x)
 
     def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
@@ -59,7 +65,10 @@ class Classifier(L.LightningModule):
 
     def training_step(self, batch, batch_idx):
         loss = self._step(batch, "fit")
-        self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
+        # A self.log call costs about as much as a small MLP's whole step: call it only on the steps the
+        # logger writes (Trainer(log_every_n_steps)); epoch metrics come from the torchmetrics above.
+        if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
+            self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
         return loss
 
     def validation_step(self, batch, batch_idx, dataloader_idx: int = 0):

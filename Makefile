@@ -30,3 +30,12 @@ clean:
 # Runs every shipped experiment (several minutes on 2 cores) and rewrites README's Results section.
 results: setup
 	$(PY) scripts/results.py $(ARGS)
+
+# Benchmarks, not tests: each script prints its baseline, trainlab and `ratio <target> <value>` lines,
+# all measured in the same run (about 15 minutes on 2 cores). Results: bench/README.md.
+bench: setup
+	$(PY) bench/speed.py
+	$(PY) bench/startup.py
+	$(PY) bench/sweep.py
+	$(PY) bench/text_bow.py
+	$(PY) bench/fault_injection.py

@@ -3,8 +3,9 @@
     make results        # or: python scripts/results.py [experiment ...]
 
 Sweeps run into outputs/results/<experiment>/ (git-ignored, with checkpoints and logs); each
-sweep's report.md and plots are copied to results/<experiment>/ and the tables are spliced into
-README.md between the results markers. Nothing in that section is typed by hand.
+sweep's report.md and plots are copied to results/<experiment>/ (committed), and the tables of
+every experiment there are spliced into README.md between the results markers, so rerunning one
+experiment keeps the others. Nothing in that section is typed by hand.
 """
 from __future__ import annotations
 
@@ -43,15 +44,21 @@ def run(name: str, overrides: list[str]) -> Path:
     return sweep
 
 
-def collect(name: str, sweep: Path) -> str:
+def collect(name: str, sweep: Path) -> None:
+    """The sweep's table (without the report's title) and plots, copied to results/<name>/."""
     target = ROOT / "results" / name
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
     for plot in ("curves.png", "bias_variance.png"):
         if (sweep / plot).exists():
             shutil.copy(sweep / plot, target / plot)
-    table = (sweep / "report.md").read_text().split("\n", 2)[2].strip()  # drop the report's title
+    table = (sweep / "report.md").read_text().split("\n", 2)[2].strip()
     (target / "report.md").write_text(table + "\n")
+
+
+def section(name: str) -> str:
+    target = ROOT / "results" / name
+    table = (target / "report.md").read_text().strip()
     images = "".join(f"\n\n![{name} {p.stem}](results/{name}/{p.name})" for p in sorted(target.glob("*.png")))
     overrides, guide = EXPERIMENTS[name]
     command = " ".join(["python train.py", *(["-m"] if name == "imdb_overfit" else []), f"experiment={name}", *overrides])
@@ -63,10 +70,11 @@ def main(names: list[str]) -> None:
     if unknown:
         sys.exit(f"error: unknown experiment(s) {sorted(unknown)}; choose from {list(EXPERIMENTS)}")
     for name in names or EXPERIMENTS:
-        run(name, EXPERIMENTS[name][0])
-    # Every experiment whose sweep exists goes into README, whether run now or earlier.
-    sections = [collect(name, sweep) for name in EXPERIMENTS
-                if ((sweep := ROOT / "outputs" / "results" / name) / "report.md").exists()]
+        sweep = run(name, EXPERIMENTS[name][0])
+        if (sweep / "report.md").exists():
+            collect(name, sweep)
+    # Every experiment with results in results/ goes into README, whether run now or earlier.
+    sections = [section(name) for name in EXPERIMENTS if (ROOT / "results" / name / "report.md").exists()]
     readme = (ROOT / "README.md").read_text()
     head, rest = readme.split(START, 1)
     tail = rest.split(END, 1)[1]

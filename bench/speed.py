@@ -1,0 +1,240 @@
+"""Benchmark: trainlab's per-epoch wall time against a hand-written loop and the usual Lightning pipeline.
+
+Three ways to train the default model (MNIST 5k, hourglass 784-512-256-512-10, relu, Adam lr 1e-3) on the
+same tensors, taken from trainlab's own datamodule, starting from the same weights (torch seed = cfg.seed):
+
+  hand      a minimal PyTorch loop: batches sliced from a torch.randperm each epoch, then per epoch the
+            evaluation trainlab does too (eval mode, no_grad, loss + accuracy on val and on a fixed
+            training sample of the same size), batched like trainlab's validation loaders;
+  trainlab  the real entry, `trainlab.train.train(cfg)` with cfg composed from conf/train.yaml as
+            tests/conftest.py does (default callbacks, logger=csv into a temp dir), plus one added
+            callback, `+callbacks.epoch_timer._target_=bench.speed.EpochTimer`;
+  usual     (batch 128 only) DataLoader(TensorDataset, shuffle=True), a LightningModule that logs a
+            torchmetrics Accuracy with self.log(on_step=True, on_epoch=True) every step, the same two
+            validation sets, and a default Trainer(logger=CSVLogger, enable_checkpointing=True).
+
+An epoch is timed from on_train_epoch_start to the end of that epoch's validation (for hand: the same
+span); "full" epochs (start to next start: also checkpoint writing and epoch-end logging) are shown too.
+Runs are interleaved (hand, trainlab, usual, hand, ...) so machine load hits all alike; every epoch of
+every repeat is pooled and the median taken.
+
+Run:   .venv/bin/python bench/speed.py            (10 epochs x 3 repeats; a few minutes on 2 cores)
+       .venv/bin/python bench/speed.py --quick    (4 epochs x 2 repeats)
+       add --threads 1 on a busy machine: with other jobs on the cores, torch's 2 OpenMP threads wait on
+       each other and single epochs take 10-100x longer, on every side, which no median repairs.
+Ends with `ratio template_vs_hand_b128 <x>`, `ratio template_vs_hand_b32 <x>` and
+`ratio template_vs_usual_lightning <x>` (trainlab over the other; targets <= 1.15, report, <= 0.5).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "src")]  # `bench.speed.EpochTimer` for Hydra; trainlab uninstalled
+os.environ.update(HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1", WANDB_MODE="offline")
+
+import lightning as L  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from hydra import compose, initialize_config_dir  # noqa: E402
+from hydra.utils import instantiate  # noqa: E402
+from lightning.pytorch.loggers import CSVLogger  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
+from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
+from torchmetrics import Accuracy  # noqa: E402
+
+
+class EpochTimer(L.Callback):
+    """`epoch_s`: on_train_epoch_start -> on_validation_end; `full_s`: epoch start -> next start (or train end).
+
+    Its `report` is copied by trainlab.train into summary["diagnostics"]["epoch_timer"].
+    """
+
+    def __init__(self):
+        self.report: dict[str, list[float]] = {"epoch_s": [], "full_s": []}
+        self._start: float | None = None
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        now = time.perf_counter()
+        if self._start is not None:
+            self.report["full_s"].append(now - self._start)
+        self._start = now
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if not trainer.sanity_checking and self._start is not None:
+            self.report["epoch_s"].append(time.perf_counter() - self._start)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self.report["full_s"].append(time.perf_counter() - self._start)
+
+
+def make_cfg(out: str, *overrides: str):
+    """As tests/conftest.py: the composed conf/train.yaml, writing into `out`."""
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose("train", overrides=[f"paths.output_dir={out}", *overrides])
+
+
+def parts(cfg):
+    """The datamodule, a freshly seeded net (trainlab's initial weights) and the fixed training sample."""
+    from trainlab.models import build_mlp
+
+    dm = instantiate(cfg.data, shuffle_seed=cfg.seed)
+    torch.manual_seed(cfg.seed)  # trainlab seeds before building the datamodule, which draws no torch numbers
+    net = build_mlp(dm.num_features, dm.num_classes, OmegaConf.to_container(cfg.model), instantiate(cfg.activation),
+                    instantiate(cfg.norm) if cfg.norm else None, OmegaConf.to_container(cfg.init))
+    n_train, n_val = len(dm.splits["train"][1]), len(dm.splits["val"][1])
+    sample = torch.randperm(n_train, generator=torch.Generator().manual_seed(cfg.data.split_seed))[:n_val].sort().values
+    return dm, net, sample
+
+
+def run_hand(batch: int, epochs: int, tmp: str) -> dict:
+    cfg = make_cfg(tmp, f"data.batch_size={batch}")
+    dm, net, sample = parts(cfg)
+    (x, y), val = dm.splits["train"], dm.splits["val"]
+    evals = {"val": val, "train": (x[sample], y[sample])}
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    times, acc = [], {}
+    for epoch in range(epochs):
+        start = time.perf_counter()
+        net.train()
+        order = torch.randperm(len(y), generator=torch.Generator().manual_seed(cfg.seed + epoch))
+        for i in range(0, len(y), batch):
+            index = order[i:i + batch]
+            loss = F.cross_entropy(net(x[index]), y[index])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        net.eval()
+        with torch.no_grad():
+            for name, (xe, ye) in evals.items():
+                total_loss = correct = 0.0
+                for i in range(0, len(ye), batch):
+                    logits = net(xe[i:i + batch])
+                    total_loss += F.cross_entropy(logits, ye[i:i + batch], reduction="sum").item()
+                    correct += (logits.argmax(1) == ye[i:i + batch]).sum().item()
+                acc[name], acc[name + "_loss"] = correct / len(ye), total_loss / len(ye)
+        times.append(time.perf_counter() - start)
+    return {"epoch_s": times, "full_s": times, "val_acc": acc["val"], "epochs": epochs}
+
+
+def run_trainlab(batch: int, epochs: int, tmp: str) -> dict:
+    from trainlab.train import train
+
+    cfg = make_cfg(tmp, f"data.batch_size={batch}", f"trainer.max_epochs={epochs}",
+                   "+callbacks.epoch_timer._target_=bench.speed.EpochTimer")
+    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):  # the progress bar still runs
+        summary = train(cfg)
+    timer = summary["diagnostics"]["epoch_timer"]
+    return {**timer, "val_acc": summary["final"]["val/acc"], "epochs": len(timer["epoch_s"])}
+
+
+class UsualModule(L.LightningModule):
+    """The LightningModule most tutorials write: torchmetrics objects logged every step."""
+
+    def __init__(self, net, num_classes: int):
+        super().__init__()
+        self.net = net
+        self.train_acc = Accuracy(task="multiclass", num_classes=num_classes)
+        self.val_accs = torch.nn.ModuleList([Accuracy(task="multiclass", num_classes=num_classes) for _ in range(2)])
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        logits = self.net(x)
+        loss = F.cross_entropy(logits, y)
+        self.train_acc(logits, y)
+        self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True)
+        self.log("train_acc", self.train_acc, on_step=True, on_epoch=True, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch, batch_idx, dataloader_idx=0):
+        x, y = batch
+        logits = self.net(x)
+        self.val_accs[dataloader_idx](logits, y)
+        self.log("val_loss", F.cross_entropy(logits, y), prog_bar=True)
+        self.log("val_acc", self.val_accs[dataloader_idx], prog_bar=True)
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=1e-3)
+
+
+def run_usual(batch: int, epochs: int, tmp: str) -> dict:
+    cfg = make_cfg(tmp, f"data.batch_size={batch}")
+    dm, net, sample = parts(cfg)
+    (x, y), (xv, yv) = dm.splits["train"], dm.splits["val"]
+    timer = EpochTimer()
+    trainer = L.Trainer(max_epochs=epochs, logger=CSVLogger(tmp), enable_checkpointing=True, default_root_dir=tmp,
+                        callbacks=[timer])
+    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
+        trainer.fit(UsualModule(net, dm.num_classes), DataLoader(TensorDataset(x, y), batch_size=batch, shuffle=True),
+                    [DataLoader(TensorDataset(xv, yv), batch_size=batch),
+                     DataLoader(TensorDataset(x[sample], y[sample]), batch_size=batch)])
+    acc = trainer.callback_metrics["val_acc/dataloader_idx_0"].item()
+    return {**timer.report, "val_acc": acc, "epochs": len(timer.report["epoch_s"])}
+
+
+RUNNERS = {"hand": run_hand, "trainlab": run_trainlab, "usual": run_usual}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="4 epochs x 2 repeats instead of 10 x 3")
+    parser.add_argument("--epochs", type=int, help="epochs per run (default 10, --quick 4)")
+    parser.add_argument("--repeats", type=int, help="interleaved repeats (default 3, --quick 2)")
+    parser.add_argument("--threads", type=int, help="torch threads for all three (default: torch's own); "
+                        "1 keeps the numbers sane on a busy machine, where 2 threads on 2 cores stall for seconds")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)  # trainlab's threads=null keeps whatever the process has
+    epochs = args.epochs or (4 if args.quick else 10)
+    repeats = args.repeats or (2 if args.quick else 3)
+    warnings.filterwarnings("ignore")
+    for name in ("lightning.pytorch", "lightning.fabric", "trainlab"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+    plan = [(128, ("hand", "trainlab", "usual")), (32, ("hand", "trainlab"))]
+    results: dict[tuple[str, int], list[dict]] = {}
+    load_before = os.getloadavg()
+    print(f"torch {torch.__version__}, lightning {L.__version__}, {torch.get_num_threads()} torch threads, "
+          f"{os.cpu_count()} cpus; {epochs} epochs x {repeats} repeats; load average {load_before[0]:.2f}", flush=True)
+    for batch, methods in plan:
+        for repeat in range(repeats):
+            for method in methods:
+                with tempfile.TemporaryDirectory(prefix="bench_speed_") as tmp:
+                    result = RUNNERS[method](batch, epochs, tmp)
+                results.setdefault((method, batch), []).append(result)
+                print(f"  b{batch} repeat {repeat + 1} {method:8s}: median epoch "
+                      f"{statistics.median(result['epoch_s']):.3f} s over {result['epochs']} epochs, "
+                      f"val acc {result['val_acc']:.4f}", flush=True)
+    load_after = os.getloadavg()
+
+    medians: dict[tuple[str, int], tuple[float, float]] = {}
+    print(f"\nmedian per-epoch wall time (train + per-epoch evaluation), all epochs of all repeats pooled:")
+    for (method, batch), runs in results.items():
+        epoch = statistics.median(t for r in runs for t in r["epoch_s"])
+        full = statistics.median(t for r in runs for t in r["full_s"])
+        medians[method, batch] = epoch, full
+        accs = " ".join(f"{r['val_acc']:.4f}" for r in runs)
+        print(f"  b{batch:<4d} {method:8s} epoch {epoch:.4f} s  full epoch {full:.4f} s  "
+              f"epochs run {[r['epochs'] for r in runs]}  final val acc {accs}")
+    print(f"load average: {load_before[0]:.2f} at start, {load_after[0]:.2f} at end "
+          f"(1/5/15 min at end: {', '.join(f'{v:.2f}' for v in load_after)})")
+    for label, (num, den) in {"full-epoch trainlab/hand b128": (("trainlab", 128), ("hand", 128)),
+                              "full-epoch trainlab/hand b32": (("trainlab", 32), ("hand", 32)),
+                              "full-epoch trainlab/usual b128": (("trainlab", 128), ("usual", 128))}.items():
+        print(f"info {label}: {medians[num][1] / medians[den][1]:.3f} (incl. checkpoint writing, epoch-end logging)")
+    print(f"ratio template_vs_hand_b128 {medians['trainlab', 128][0] / medians['hand', 128][0]:.3f}")
+    print(f"ratio template_vs_hand_b32 {medians['trainlab', 32][0] / medians['hand', 32][0]:.3f}")
+    print(f"ratio template_vs_usual_lightning {medians['trainlab', 128][0] / medians['usual', 128][0]:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -80,3 +80,19 @@ def test_batches_cover_each_sample_once_per_epoch():
 def test_bad_data_is_a_clear_error(x, y, kwargs, key):
     with pytest.raises(ConfigError, match=key):
         ArrayDataModule(lambda: (x, y), **kwargs)
+
+
+def test_batches_equal_the_reference_dataloader_with_a_seeded_random_sampler():
+    from torch.utils.data import DataLoader, RandomSampler, TensorDataset
+
+    x, y = torch.randn(103, 5), torch.randint(0, 3, (103,))
+    fast = TensorBatches(x, y, batch_size=16, shuffle=True, seed=7)
+    for epoch in range(3):
+        fast.set_epoch(epoch)
+        dataset = TensorDataset(x, y)
+        reference = DataLoader(dataset, batch_size=16,
+                               sampler=RandomSampler(dataset, generator=torch.Generator().manual_seed(7 + epoch)))
+        pairs = list(zip(fast, reference, strict=True))
+        assert len(pairs) == 7  # the last batch is the 7 left over, as in the DataLoader
+        for (xb, yb), (xr, yr) in pairs:
+            assert torch.equal(xb, xr) and torch.equal(yb, yr)

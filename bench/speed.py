@@ -9,6 +9,8 @@ same tensors, taken from trainlab's own datamodule, starting from the same weigh
   trainlab  the real entry, `trainlab.train.train(cfg)` with cfg composed from conf/train.yaml as
             tests/conftest.py does (default callbacks, logger=csv into a temp dir), plus one added
             callback, `+callbacks.epoch_timer._target_=bench.speed.EpochTimer`;
+  floor     a LightningModule that only computes the loss, on trainlab's batches, in a Trainer with no
+            logger, callbacks or progress bar: Lightning's own per-step cost (info line, no target);
   usual     (batch 128 only) DataLoader(TensorDataset, shuffle=True), a LightningModule that logs a
             torchmetrics Accuracy with self.log(on_step=True, on_epoch=True) every step, the same two
             validation sets, and a default Trainer(logger=CSVLogger, enable_checkpointing=True).
@@ -181,7 +183,40 @@ def run_usual(batch: int, epochs: int, tmp: str) -> dict:
     return {**timer.report, "val_acc": acc, "epochs": len(timer.report["epoch_s"])}
 
 
-RUNNERS = {"hand": run_hand, "trainlab": run_trainlab, "usual": run_usual}
+class FloorModule(L.LightningModule):
+    """The least a LightningModule can be: loss only, nothing logged, nothing measured."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def training_step(self, batch, batch_idx):
+        return F.cross_entropy(self.net(batch[0]), batch[1])
+
+    def validation_step(self, batch, batch_idx, dataloader_idx=0):
+        F.cross_entropy(self.net(batch[0]), batch[1])
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=1e-3)
+
+
+def run_floor(batch: int, epochs: int, tmp: str) -> dict:
+    """Lightning's own cost: FloorModule on trainlab's batches, a Trainer without logger, callbacks or bar."""
+    from trainlab.data import TensorBatches
+
+    cfg = make_cfg(tmp, f"data.batch_size={batch}")
+    dm, net, sample = parts(cfg)
+    (x, y), (xv, yv) = dm.splits["train"], dm.splits["val"]
+    timer = EpochTimer()
+    trainer = L.Trainer(max_epochs=epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, num_sanity_val_steps=0, callbacks=[timer], default_root_dir=tmp)
+    trainer.fit(FloorModule(net), TensorBatches(x, y, batch, shuffle=True, seed=cfg.seed),
+                [TensorBatches(xv, yv, batch, shuffle=False, seed=0),
+                 TensorBatches(x[sample], y[sample], batch, shuffle=False, seed=0)])
+    return {**timer.report, "val_acc": float("nan"), "epochs": len(timer.report["epoch_s"])}
+
+
+RUNNERS = {"hand": run_hand, "floor": run_floor, "trainlab": run_trainlab, "usual": run_usual}
 
 
 def main() -> None:
@@ -200,7 +235,7 @@ def main() -> None:
     for name in ("lightning.pytorch", "lightning.fabric", "trainlab"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
-    plan = [(128, ("hand", "trainlab", "usual")), (32, ("hand", "trainlab"))]
+    plan = [(128, ("hand", "floor", "trainlab", "usual")), (32, ("hand", "floor", "trainlab"))]
     results: dict[tuple[str, int], list[dict]] = {}
     load_before = os.getloadavg()
     print(f"torch {torch.__version__}, lightning {L.__version__}, {torch.get_num_threads()} torch threads, "
@@ -227,6 +262,9 @@ def main() -> None:
               f"epochs run {[r['epochs'] for r in runs]}  final val acc {accs}")
     print(f"load average: {load_before[0]:.2f} at start, {load_after[0]:.2f} at end "
           f"(1/5/15 min at end: {', '.join(f'{v:.2f}' for v in load_after)})")
+    for batch in (128, 32):
+        print(f"info lightning_floor_vs_hand_b{batch}: {medians['floor', batch][0] / medians['hand', batch][0]:.3f} "
+              "(a bare LightningModule and Trainer on the same batches: what Lightning itself costs)")
     for label, (num, den) in {"full-epoch trainlab/hand b128": (("trainlab", 128), ("hand", 128)),
                               "full-epoch trainlab/hand b32": (("trainlab", 32), ("hand", 32)),
                               "full-epoch trainlab/usual b128": (("trainlab", 128), ("usual", 128))}.items():

@@ -44,3 +44,17 @@ def test_early_stopping_can_trigger(tmp_path):
 def test_no_callbacks_tests_final_weights(tmp_path):
     summary = train(make_cfg(tmp_path, *SHORT, "callbacks=none", "logger=none"))
     assert summary["best_checkpoint"] is None and not (tmp_path / "checkpoints").exists()
+
+
+def test_without_model_checkpoint_the_interrupt_checkpoint_still_works(tmp_path):
+    summary = train(make_cfg(tmp_path, *SHORT, "logger=none", "callbacks.model_checkpoint=null"))
+    assert summary["status"] == "completed" and summary["best_checkpoint"] is None
+    assert not (tmp_path / "checkpoints").exists()  # nothing saved: no ModelCheckpoint, no interruption
+
+
+def test_step_loss_is_logged_on_the_logger_steps_only(tmp_path):
+    train(make_cfg(tmp_path, *SHORT, "logger=csv", "trainer.log_every_n_steps=5"))
+    rows = list(csv.DictReader((tmp_path / "csv" / "metrics.csv").open()))
+    steps = [int(r["step"]) for r in rows if r.get("train/loss_step")]
+    assert steps and all((step + 1) % 5 == 0 for step in steps)
+    assert len(steps) == 40 // 5  # 2 epochs of 20 batches (1,257 training digits at batch 64)

@@ -170,3 +170,12 @@ def test_read_only_output_folder_is_refused_before_training(tmp_path, monkeypatc
         ensure_writable(str(tmp_path), "hydra.run.dir")
     assert stopped.value.code == 4
     assert capsys.readouterr().err.startswith(f"error: cannot write the output folder {tmp_path}: Read-only file system")
+
+
+def test_training_into_a_folder_that_holds_a_run_is_refused_and_keeps_it(tmp_path, recwarn):
+    finished_run(tmp_path)
+    assert not [w for w in recwarn if "ckpt_path" in str(w.message)]  # no silent "resume from last" on a fresh run
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    with pytest.raises(ConfigError, match=f"already holds a run; continue it with resume={tmp_path}"):
+        finished_run(tmp_path)
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before

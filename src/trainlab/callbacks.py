@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import math
+from pathlib import Path
 
 import lightning as L
 import torch
@@ -129,6 +130,20 @@ class DeadUnits(L.Callback):
         fractions = {f"dead/layer{i}": (out <= 0).all(dim=0).float().mean().item() for i, out in enumerate(outputs)}
         pl_module.log_dict(fractions)
         self.report = fractions
+
+
+class InterruptCheckpoint(L.Callback):
+    """Ctrl-C, SIGTERM or a crash during fit: save where training stood, for `resume=`.
+
+    Lightning's OnExceptionCheckpoint does the same, but its mere presence turns every
+    `fit(ckpt_path=None)` into "resume from last.ckpt" and counts as a ModelCheckpoint.
+    """
+
+    def __init__(self, dirpath: str, filename: str = "interrupted"):
+        self.path = Path(dirpath) / f"{filename}.ckpt"
+
+    def on_exception(self, trainer, pl_module, exception) -> None:
+        trainer.save_checkpoint(self.path)
 
 
 class NonFiniteLoss(RuntimeError):

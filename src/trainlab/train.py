@@ -177,6 +177,9 @@ def train(cfg: DictConfig) -> dict:
     check_wandb(cfg, identity)
     adapt_to_precision(cfg)
     out = Path(cfg.paths.output_dir)
+    if resume_from is None and ((out / "summary.json").exists() or any(out.glob("checkpoints/*.ckpt"))):
+        raise ConfigError("paths.output_dir", f"{out} already holds a run; continue it with resume={out}, or "
+                          "train into a new folder (another hydra.run.dir, or none for a fresh one)")
     out.mkdir(parents=True, exist_ok=True)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     # The resolved config alone reproduces the run (no ${...} left to re-evaluate).

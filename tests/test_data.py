@@ -96,3 +96,16 @@ def test_batches_equal_the_reference_dataloader_with_a_seeded_random_sampler():
         assert len(pairs) == 7  # the last batch is the 7 left over, as in the DataLoader
         for (xb, yb), (xr, yr) in pairs:
             assert torch.equal(xb, xr) and torch.equal(yb, yr)
+
+
+def test_splits_move_to_the_training_device_when_they_fit_and_batches_are_sliced_there(tmp_path):
+    # "meta" stands in for a GPU: tensors with a device of their own and no data.
+    dm = datamodule(tmp_path, "data=digits")
+    assert not dm.place_on(torch.device("meta"), budget=1000)  # too big for the budget: stays on the host
+    assert dm.splits["train"][0].device.type == "cpu"
+    assert dm.place_on(torch.device("meta"), budget=10**9)
+    xb, yb = next(iter(dm.train_dataloader()))
+    assert xb.device.type == yb.device.type == "meta" and xb.shape == (64, 64)
+    text = instantiate(make_cfg(tmp_path, "data=bbc_news", "model=text_bow").data, shuffle_seed=0,
+                       encoder={"kind": "multi_hot", "num_words": 100})
+    assert not text.place_on(torch.device("meta"), budget=10**9)  # sparse word rows stay in host memory

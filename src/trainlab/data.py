@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
+import logging
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable
@@ -14,6 +15,8 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from trainlab.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 SCALERS = {"standard": StandardScaler, "minmax": MinMaxScaler, "none": None}
 
@@ -58,6 +61,7 @@ class TensorBatches:
         if self.shuffle:
             generator = torch.Generator().manual_seed(self.seed + self.epoch)
             order = order[torch.randperm(len(order), generator=generator)]
+        order = order.to(self.y.device)  # one copy per epoch when the data lives on a GPU
         for start in range(0, len(order), self.batch_size):
             index = order[start : start + self.batch_size]
             yield self.x[index], self.y[index]
@@ -103,6 +107,26 @@ class InMemoryDataModule(L.LightningDataModule):
                               f"val_fraction={self.val_fraction} and test_fraction={self.test_fraction} leave a split "
                               "with fewer samples than classes (or empty); make the fractions larger") from None
         return {"train": train, "val": val, "test": test}
+
+    def setup(self, stage: str) -> None:
+        device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+        if device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(device)
+            self.place_on(device, budget=free // 4)  # leave most of the memory to the model and its activations
+
+    def place_on(self, device: torch.device, budget: int) -> bool:
+        """Move whole tensor splits to `device` when they take at most `budget` bytes (sparse text rows stay).
+
+        Batches are then sliced where the data lives: no host-to-device copy per step.
+        """
+        tensors = [t for pair in self.splits.values() for t in pair]
+        if not all(isinstance(t, torch.Tensor) for t in tensors):
+            return False
+        if sum(t.element_size() * t.nelement() for t in tensors) > budget:
+            log.info("data stays in host memory: the splits do not fit a quarter of the free %s memory", device)
+            return False
+        self.splits = {name: (x.to(device), y.to(device)) for name, (x, y) in self.splits.items()}
+        return True
 
     def _batches(self, split: str, shuffle: bool, rows: torch.Tensor | None = None) -> TensorBatches:
         x, y = self.splits[split]

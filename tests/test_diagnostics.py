@@ -66,6 +66,10 @@ def test_fit_verdict_rules():
     assert good["fit"] == "good fit" and good["stop_epoch"] is None
     turned = fit_verdict([epoch(0, 0.95, 0.94, 0.3, 0.2), epoch(1, 0.96, 0.94, 0.1, 0.3)])
     assert turned["fit"] == "overfitting" and turned["stop_epoch"] == 0
+    assert "early stopping should have stopped there" in turned["reason"]
+    gap_only = fit_verdict([epoch(0, 0.95, 0.80, 0.3, 0.6), epoch(1, 0.99, 0.85, 0.1, 0.5)])
+    assert gap_only["fit"] == "overfitting" and gap_only["stop_epoch"] is None  # val loss still falling
+    assert "still near its minimum" in gap_only["reason"] and "early stopping" not in gap_only["reason"]
 
 
 def test_dead_units_per_relu_layer(relu_adam, sigmoid_sgd):

@@ -41,10 +41,14 @@ def fit_verdict(history: list[dict], underfit_acc: float = 0.8, overfit_gap: flo
         reason = (f"train acc {last['train/acc']:.3f} and val acc {last['val/acc']:.3f} are both below "
                   f"{underfit_acc}: a bigger model, more epochs or a better optimizer/lr")
     elif gap > overfit_gap or (best is not last and rise > turn_tolerance):
-        fit, stop = "overfitting", best["epoch"]
-        reason = (f"train acc {last['train/acc']:.3f} vs val acc {last['val/acc']:.3f} (gap {gap:.3f}); val loss "
-                  f"{last['val/loss']:.4f} is {100 * rise:.0f}% above its minimum {best['val/loss']:.4f} at epoch "
-                  f"{best['epoch']}: early stopping should have stopped there; regularise or get more data")
+        turned = best is not last and rise > turn_tolerance
+        fit, stop = "overfitting", best["epoch"] if turned else None
+        reason = f"train acc {last['train/acc']:.3f} vs val acc {last['val/acc']:.3f} (gap {gap:.3f}); "
+        if turned:
+            reason += (f"val loss {last['val/loss']:.4f} is {100 * rise:.0f}% above its minimum {best['val/loss']:.4f} "
+                       f"at epoch {best['epoch']}: early stopping should have stopped there; regularise or get more data")
+        else:
+            reason += f"val loss {last['val/loss']:.4f} is still near its minimum: regularise or get more data"
     else:
         fit, stop = "good fit", None
         reason = f"train acc {last['train/acc']:.3f}, val acc {last['val/acc']:.3f} (gap {gap:.3f}), val loss near its minimum"

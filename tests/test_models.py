@@ -138,3 +138,24 @@ def test_impossible_shapes(kwargs, key):
 
 def test_inverted_hourglass_when_asked():
     assert hidden_widths("hourglass", width=64, bottleneck=256, depth=3, allow_wide_bottleneck=True) == [64, 256, 64]
+
+
+@pytest.mark.parametrize("classes", [2, 5])
+def test_epoch_metrics_are_per_sample_means_over_unequal_batches(classes):
+    from trainlab.module import Classifier
+
+    torch.manual_seed(0)
+    net = nn.Linear(4, 1 if classes == 2 else classes)
+    module = Classifier(net, classes, lambda params: torch.optim.SGD(params, lr=0.1))
+    x, y = torch.randn(13, 4), torch.randint(0, classes, (13,))
+    for rows in (slice(0, 10), slice(10, 13)):  # a full batch and a short last one
+        module._step((x[rows], y[rows]), "val")
+    values = module._epoch_values("val")
+    logits = net(x).detach()
+    if classes == 2:
+        loss = nn.functional.binary_cross_entropy_with_logits(logits.squeeze(-1), y.float())
+        correct = ((logits.squeeze(-1) > 0).long() == y).float().mean()
+    else:
+        loss, correct = nn.functional.cross_entropy(logits, y), (logits.argmax(1) == y).float().mean()
+    assert values["val/loss"] == pytest.approx(loss.item(), rel=1e-6)
+    assert values["val/acc"] == pytest.approx(correct.item())

@@ -31,14 +31,14 @@ class Classifier(L.LightningModule):
         super().__init__()
         self.net, self.optimizer_factory, self.scheduler_factory = net, optimizer, scheduler
         self.binary = num_classes == 2
-        # Labels are checked against the output size when the data loads, and a non-finite loss stops
-        # training (NaNGuard): the metrics' own per-step argument and NaN checks would only cost time.
+        # Labels are checked against the output size when the data loads: the accuracy's own per-step
+        # argument checks would only cost time.
         accuracy = (BinaryAccuracy(validate_args=False) if self.binary
                     else MulticlassAccuracy(num_classes, average="micro", validate_args=False))
         # Epoch metrics are accumulated on-device and synced once per epoch, not per step.
         # Keyed "<stage>_split": ModuleDict keys may not shadow Module attributes such as `train`.
         self.metrics = nn.ModuleDict({
-            f"{stage}_split": MetricCollection({"loss": MeanMetric(nan_strategy="disable"), "acc": accuracy.clone()})
+            f"{stage}_split": MetricCollection({"loss": MeanMetric(), "acc": accuracy.clone()})
             for stage in STAGES
         })
         self.history: list[dict[str, float]] = []

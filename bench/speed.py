@@ -168,19 +168,24 @@ class UsualModule(L.LightningModule):
         return torch.optim.Adam(self.parameters(), lr=1e-3)
 
 
+def timed_fit(module: L.LightningModule, train, vals, epochs: int, tmp: str, **trainer_options) -> tuple[dict, L.Trainer]:
+    """`module` fitted by a Trainer with an EpochTimer (console output discarded); the timings and the Trainer."""
+    timer = EpochTimer()
+    trainer = L.Trainer(max_epochs=epochs, default_root_dir=tmp, callbacks=[timer], **trainer_options)
+    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
+        trainer.fit(module, train, vals)
+    return {**timer.report, "epochs": len(timer.report["epoch_s"])}, trainer
+
+
 def run_usual(batch: int, epochs: int, tmp: str) -> dict:
     cfg = make_cfg(tmp, f"data.batch_size={batch}")
     dm, net, sample = parts(cfg)
     (x, y), (xv, yv) = dm.splits["train"], dm.splits["val"]
-    timer = EpochTimer()
-    trainer = L.Trainer(max_epochs=epochs, logger=CSVLogger(tmp), enable_checkpointing=True, default_root_dir=tmp,
-                        callbacks=[timer])
-    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
-        trainer.fit(UsualModule(net, dm.num_classes), DataLoader(TensorDataset(x, y), batch_size=batch, shuffle=True),
-                    [DataLoader(TensorDataset(xv, yv), batch_size=batch),
-                     DataLoader(TensorDataset(x[sample], y[sample]), batch_size=batch)])
-    acc = trainer.callback_metrics["val_acc/dataloader_idx_0"].item()
-    return {**timer.report, "val_acc": acc, "epochs": len(timer.report["epoch_s"])}
+    report, trainer = timed_fit(UsualModule(net, dm.num_classes), DataLoader(TensorDataset(x, y), batch_size=batch, shuffle=True),
+                                [DataLoader(TensorDataset(xv, yv), batch_size=batch),
+                                 DataLoader(TensorDataset(x[sample], y[sample]), batch_size=batch)],
+                                epochs, tmp, logger=CSVLogger(tmp), enable_checkpointing=True)
+    return {**report, "val_acc": trainer.callback_metrics["val_acc/dataloader_idx_0"].item()}
 
 
 class FloorModule(L.LightningModule):
@@ -207,13 +212,12 @@ def run_floor(batch: int, epochs: int, tmp: str) -> dict:
     cfg = make_cfg(tmp, f"data.batch_size={batch}")
     dm, net, sample = parts(cfg)
     (x, y), (xv, yv) = dm.splits["train"], dm.splits["val"]
-    timer = EpochTimer()
-    trainer = L.Trainer(max_epochs=epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, num_sanity_val_steps=0, callbacks=[timer], default_root_dir=tmp)
-    trainer.fit(FloorModule(net), TensorBatches(x, y, batch, shuffle=True, seed=cfg.seed),
-                [TensorBatches(xv, yv, batch, shuffle=False, seed=0),
-                 TensorBatches(x[sample], y[sample], batch, shuffle=False, seed=0)])
-    return {**timer.report, "val_acc": float("nan"), "epochs": len(timer.report["epoch_s"])}
+    report, _ = timed_fit(FloorModule(net), TensorBatches(x, y, batch, shuffle=True, seed=cfg.seed),
+                          [TensorBatches(xv, yv, batch, shuffle=False, seed=0),
+                           TensorBatches(x[sample], y[sample], batch, shuffle=False, seed=0)],
+                          epochs, tmp, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                          enable_model_summary=False, num_sanity_val_steps=0)
+    return {**report, "val_acc": float("nan")}
 
 
 RUNNERS = {"hand": run_hand, "floor": run_floor, "trainlab": run_trainlab, "usual": run_usual}

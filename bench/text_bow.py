@@ -10,9 +10,10 @@ subprocess so that peak memory is per pipeline:
             CountVectorizer(max_features=10000, binary=True), the whole train
             and val splits as dense float32 tensors, Linear(10000,16)-ReLU-Linear(16,16)-ReLU-Linear(16,1),
             BCEWithLogits, RMSprop(lr=0.005), batch 512, in a hand-written loop;
-  trainlab  the files loaded as data=imdb loads the Hub's (`datasets.load_dataset("parquet")`: an Arrow
-            cache, built once before the runs as a download is, then memory-mapped), trainlab.text.TextDataModule (multi_hot encoder: CSR rows, sparse
-            batches), trainlab.models.build_mlp, trainlab.module.Classifier and a Lightning Trainer.
+  trainlab  the files loaded as data=imdb loads the Hub's (`datasets.load_dataset("parquet")`: an
+            Arrow cache, built once before the runs as a download is, then memory-mapped),
+            trainlab.text.TextDataModule (multi_hot encoder: CSR rows, sparse batches),
+            trainlab.models.build_mlp, trainlab.module.Classifier and a Lightning Trainer.
 
 Measured per pipeline: peak RSS above the RSS right after imports (reading, encoding, training),
 the median epoch time (training batches only; validation excluded in both) and the final val accuracy.

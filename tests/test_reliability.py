@@ -20,6 +20,11 @@ def with_tests_on_path(monkeypatch):
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]))
 
 
+def contents(folder):
+    """Every file below `folder` and its bytes: what "earlier runs stay intact" compares."""
+    return {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
 def signal_at(tmp_path, epoch, batch, name="SIGKILL"):
     return (f"+callbacks.signal={{_target_: killer.SignalAt, epoch: {epoch}, batch: {batch}, "
             f"marker: '{tmp_path / 'signalled'}', signal_name: {name}}}")
@@ -128,7 +133,7 @@ def test_disk_full_while_saving_is_one_message_and_keeps_earlier_runs(tmp_path, 
 
     earlier = tmp_path / "earlier"
     finished_run(earlier)
-    before = {p: p.read_bytes() for p in earlier.rglob("*") if p.is_file()}
+    before = contents(earlier)
 
     def no_space(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", "checkpoints/last.ckpt")
@@ -139,13 +144,13 @@ def test_disk_full_while_saving_is_one_message_and_keeps_earlier_runs(tmp_path, 
     assert stopped.value.code == 4
     message = capsys.readouterr().err.strip().splitlines()
     assert message[-1].startswith("error: cannot write checkpoints/last.ckpt: No space left on device")
-    assert {p: p.read_bytes() for p in earlier.rglob("*") if p.is_file()} == before
+    assert contents(earlier) == before
 
 
 def test_output_folder_that_cannot_be_created_is_one_line_and_exit_4(tmp_path):
     earlier = tmp_path / "earlier"
     finished_run(earlier)
-    before = {p: p.read_bytes() for p in earlier.rglob("*") if p.is_file()}
+    before = contents(earlier)
     (tmp_path / "a_file").write_text("not a folder")
     for mode, key in (("", "hydra.run.dir"), ("-m", "hydra.sweep.dir")):
         result = run_cli(*filter(None, [mode]), "data=digits", "debug=fast_dev_run", f"{key}={tmp_path}/a_file/run")
@@ -153,7 +158,7 @@ def test_output_folder_that_cannot_be_created_is_one_line_and_exit_4(tmp_path):
         assert result.stderr.strip().splitlines() == [
             f"error: cannot write the output folder {tmp_path}/a_file/run: Not a directory; "
             f"choose a writable folder with {key}=... (earlier runs are untouched)"]
-    assert {p: p.read_bytes() for p in earlier.rglob("*") if p.is_file()} == before
+    assert contents(earlier) == before
 
 
 def test_read_only_output_folder_is_refused_before_training(tmp_path, monkeypatch, capsys):
@@ -175,7 +180,7 @@ def test_read_only_output_folder_is_refused_before_training(tmp_path, monkeypatc
 def test_training_into_a_folder_that_holds_a_run_is_refused_and_keeps_it(tmp_path, recwarn):
     finished_run(tmp_path)
     assert not [w for w in recwarn if "ckpt_path" in str(w.message)]  # no silent "resume from last" on a fresh run
-    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    before = contents(tmp_path)
     with pytest.raises(ConfigError, match=f"already holds a run; continue it with resume={tmp_path}"):
         finished_run(tmp_path)
-    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+    assert contents(tmp_path) == before

@@ -213,7 +213,7 @@ def estimate_memory(net: nn.Module, sample: torch.Tensor, optimizer: torch.optim
     hooks = [m.register_forward_hook(lambda _m, _i, out: outputs.append(out[0].numel())) for m in leaves]
     try:
         with torch.no_grad():
-            net.eval()(sample.to_dense() if sample.layout == torch.sparse_csr else sample)
+            net.eval()(sample)
     finally:
         net.train()
         for hook in hooks:

@@ -1,6 +1,6 @@
 """Benchmark: trainlab's per-epoch wall time against a hand-written loop and the usual Lightning pipeline.
 
-Three ways to train the default model (MNIST 5k, hourglass 784-512-256-512-10, relu, Adam lr 1e-3) on the
+Ways to train the default model (MNIST 5k, hourglass 784-512-256-512-10, relu, Adam lr 1e-3) on the
 same tensors, taken from trainlab's own datamodule, starting from the same weights (torch seed = cfg.seed):
 
   hand      a minimal PyTorch loop: batches sliced from a torch.randperm each epoch, then per epoch the
@@ -11,6 +11,8 @@ same tensors, taken from trainlab's own datamodule, starting from the same weigh
             callback, `+callbacks.epoch_timer._target_=bench.speed.EpochTimer`;
   floor     a LightningModule that only computes the loss, on trainlab's batches, in a Trainer with no
             logger, callbacks or progress bar: Lightning's own per-step cost (info line, no target);
+  bare      (batch 128 only) trainlab with callbacks=none logger=none and no progress bar: its module and
+            datamodule without the callbacks, so the info lines split trainlab's cost over the floor;
   usual     (batch 128 only) DataLoader(TensorDataset, shuffle=True), a LightningModule that logs a
             torchmetrics Accuracy with self.log(on_step=True, on_epoch=True) every step, the same two
             validation sets, and a default Trainer(logger=CSVLogger, enable_checkpointing=True).
@@ -128,11 +130,11 @@ def run_hand(batch: int, epochs: int, tmp: str) -> dict:
     return {"epoch_s": times, "full_s": times, "val_acc": acc["val"], "epochs": epochs}
 
 
-def run_trainlab(batch: int, epochs: int, tmp: str) -> dict:
+def run_trainlab(batch: int, epochs: int, tmp: str, *overrides: str) -> dict:
     from trainlab.train import train
 
     cfg = make_cfg(tmp, f"data.batch_size={batch}", f"trainer.max_epochs={epochs}",
-                   "+callbacks.epoch_timer._target_=bench.speed.EpochTimer")
+                   "+callbacks.epoch_timer._target_=bench.speed.EpochTimer", *overrides)
     with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):  # the progress bar still runs
         summary = train(cfg)
     timer = summary["diagnostics"]["epoch_timer"]
@@ -220,7 +222,11 @@ def run_floor(batch: int, epochs: int, tmp: str) -> dict:
     return {**report, "val_acc": float("nan")}
 
 
-RUNNERS = {"hand": run_hand, "floor": run_floor, "trainlab": run_trainlab, "usual": run_usual}
+def run_bare(batch: int, epochs: int, tmp: str) -> dict:
+    return run_trainlab(batch, epochs, tmp, "callbacks=none", "logger=none", "+trainer.enable_progress_bar=false")
+
+
+RUNNERS = {"hand": run_hand, "floor": run_floor, "bare": run_bare, "trainlab": run_trainlab, "usual": run_usual}
 
 
 def main() -> None:
@@ -239,7 +245,7 @@ def main() -> None:
     for name in ("lightning.pytorch", "lightning.fabric", "trainlab"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
-    plan = [(128, ("hand", "floor", "trainlab", "usual")), (32, ("hand", "floor", "trainlab"))]
+    plan = [(128, ("hand", "floor", "bare", "trainlab", "usual")), (32, ("hand", "floor", "trainlab"))]
     results: dict[tuple[str, int], list[dict]] = {}
     load_before = os.getloadavg()
     print(f"torch {torch.__version__}, lightning {L.__version__}, {torch.get_num_threads()} torch threads, "
@@ -269,6 +275,8 @@ def main() -> None:
     for batch in (128, 32):
         print(f"info lightning_floor_vs_hand_b{batch}: {medians['floor', batch][0] / medians['hand', batch][0]:.3f} "
               "(a bare LightningModule and Trainer on the same batches: what Lightning itself costs)")
+    print(f"info trainlab_bare_vs_hand_b128: {medians['bare', 128][0] / medians['hand', 128][0]:.3f} "
+          "(trainlab's module and datamodule without callbacks, logger or progress bar)")
     for label, (num, den) in {"full-epoch trainlab/hand b128": (("trainlab", 128), ("hand", 128)),
                               "full-epoch trainlab/hand b32": (("trainlab", 32), ("hand", 32)),
                               "full-epoch trainlab/usual b128": (("trainlab", 128), ("usual", 128))}.items():

@@ -110,28 +110,34 @@ class GradientFlow(L.Callback):
 
 
 class DeadUnits(L.Callback):
-    """Fraction of hidden ReLU units that never activate on a validation batch, per layer."""
+    """Fraction of hidden ReLU units that never activate on the first validation batch, per layer.
+
+    Read from validation's own forward pass through forward hooks on that one batch: no extra pass.
+    """
 
     def __init__(self):
         self.report: dict = {}
+        self._never_active: list[torch.Tensor] = []  # per ReLU layer: which units stayed <= 0
+        self._handles: list = []
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
+        if trainer.sanity_checking or batch_idx or dataloader_idx:
+            return
+        self._never_active = []
+        relus = [module for module in pl_module.net.modules() if type(module) is nn.ReLU]
+        self._handles = [relu.register_forward_hook(lambda _m, _i, out: self._never_active.append((out <= 0).all(dim=0)))
+                         for relu in relus]
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
 
     def on_validation_epoch_end(self, trainer, pl_module) -> None:
-        if trainer.sanity_checking:
+        if not self._never_active:
             return
-        relus = [m for m in pl_module.net.modules() if type(m) is nn.ReLU]
-        if not relus:
-            return
-        precision = trainer.precision_plugin
-        x = precision.convert_input(next(iter(trainer.datamodule.val_dataloader()[0]))[0].to(pl_module.device))
-        outputs: list[torch.Tensor] = []
-        handles = [m.register_forward_hook(lambda _m, _i, out: outputs.append(out.detach())) for m in relus]
-        try:
-            with torch.no_grad(), precision.forward_context():
-                pl_module(x)
-        finally:
-            for handle in handles:
-                handle.remove()
-        fractions = {f"dead/layer{i}": (out <= 0).all(dim=0).float().mean().item() for i, out in enumerate(outputs)}
+        fractions = {f"dead/layer{i}": units.float().mean().item() for i, units in enumerate(self._never_active)}
+        self._never_active = []
         pl_module.log_dict(fractions)
         self.report = fractions
 
@@ -159,7 +165,7 @@ class NaNGuard(L.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-        if loss is None or torch.isfinite(loss).all():
+        if loss is None or math.isfinite(loss.item()):  # one call: this runs every step
             return
         raise NonFiniteLoss(self.checklist(trainer, pl_module, batch, loss))
 

@@ -32,7 +32,7 @@ results: setup
 	$(PY) scripts/results.py $(ARGS)
 
 # Benchmarks, not tests: each script prints its baseline, trainlab and `ratio <target> <value>` lines,
-# all measured in the same run (about 15 minutes on 2 cores). Results: bench/README.md.
+# all measured in the same run (about 6 minutes on 2 cores). Results: bench/README.md.
 bench: setup
 	$(PY) bench/speed.py
 	$(PY) bench/startup.py

@@ -2,16 +2,19 @@
 
     make results        # or: python scripts/results.py [experiment ...]
 
-Sweeps run into outputs/results/<experiment>/ (git-ignored, with checkpoints and logs); each
-sweep's report.md and plots are copied to results/<experiment>/ (committed), and the tables of
-every experiment there are spliced into README.md between the results markers, so rerunning one
-experiment keeps the others. Nothing in that section is typed by hand.
+Sweeps run, with each experiment's own replicates, into outputs/results/<experiment>/ (git-ignored,
+with checkpoints and logs); each sweep's settings and claims tables, claims.json and plots are copied
+to results/<experiment>/ (committed) with its wall time, and README.md's section between the results
+markers is rewritten from results/: every claim of every experiment in one table, then each
+experiment's tables. Rerunning one experiment keeps the others. Nothing there is typed by hand.
 """
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,36 +36,58 @@ EXPERIMENTS = {
 }
 
 
-def run(name: str, overrides: list[str]) -> Path:
+def run(name: str, overrides: list[str]) -> tuple[Path, float]:
     sweep = ROOT / "outputs" / "results" / name
     shutil.rmtree(sweep, ignore_errors=True)
     command = [sys.executable, str(ROOT / "train.py"), "-m", f"experiment={name}", *overrides, "logger=csv",
                "callbacks.progress_bar.refresh_rate=0", f"hydra.sweep.dir={sweep}"]
     print("$", " ".join(command[1:]), flush=True)
+    started = time.perf_counter()
     # A sweep with a failed job exits 1 after its report; the report says which and why.
     subprocess.run(command, cwd=ROOT, check=False, stdout=subprocess.DEVNULL)
-    return sweep
+    return sweep, time.perf_counter() - started
 
 
-def collect(name: str, sweep: Path) -> None:
-    """The sweep's table (without the report's title) and plots, copied to results/<name>/."""
+def collect(name: str, sweep: Path, seconds: float) -> None:
+    """The sweep's settings and claims (not its per-run table), claims.json and plots, to results/<name>/."""
     target = ROOT / "results" / name
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
-    for plot in ("curves.png", "bias_variance.png"):
-        if (sweep / plot).exists():
-            shutil.copy(sweep / plot, target / plot)
-    table = (sweep / "report.md").read_text().split("\n", 2)[2].strip()
-    (target / "report.md").write_text(table + "\n")
+    for artefact in ("curves.png", "bias_variance.png", "claims.json"):
+        if (sweep / artefact).exists():
+            shutil.copy(sweep / artefact, target / artefact)
+    sections = (sweep / "report.md").read_text().split("\n## ")[1:]
+    kept = [f"#### {s.strip()}" for s in sections if not s.startswith("Runs")]
+    runs = len(list(sweep.glob("*/summary.json")))
+    (target / "report.md").write_text("\n\n".join(kept) + "\n")
+    (target / "run.json").write_text(json.dumps({"runs": runs, "seconds": round(seconds)}) + "\n")
 
 
 def section(name: str) -> str:
     target = ROOT / "results" / name
-    table = (target / "report.md").read_text().strip()
+    tables = (target / "report.md").read_text().strip()
     images = "".join(f"\n\n![{name} {p.stem}](results/{name}/{p.name})" for p in sorted(target.glob("*.png")))
     overrides, guide = EXPERIMENTS[name]
-    command = " ".join(["python train.py", *(["-m"] if name == "imdb_overfit" else []), f"experiment={name}", *overrides])
-    return f"### {name}\n\n{guide}. `{command}`\n\n{table}{images}\n"
+    command = " ".join(["python train.py", f"experiment={name}", *overrides])
+    record = json.loads((target / "run.json").read_text())
+    timing = f" {record['runs']} runs in {record['seconds'] / 60:.1f} min."
+    return f"### {name}\n\n{guide}. `{command}`{timing}\n\n{tables}{images}\n"
+
+
+def claims_table(names: list[str]) -> str:
+    """Every claim of every experiment with results: the notes' file, the outcome and its evidence."""
+    rows = ["| claim | experiment | notes | outcome | evidence |", "|---|---|---|---|---|"]
+    for name in names:
+        path = ROOT / "results" / name / "claims.json"
+        for claim in json.loads(path.read_text()) if path.exists() else []:
+            cells = [claim["text"], name, str(claim.get("source", "-")), f"**{claim['outcome']}**", claim["evidence"]]
+            rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    counts = {}
+    for row in rows[2:]:
+        outcome = row.split("**")[1]
+        counts[outcome] = counts.get(outcome, 0) + 1
+    summary = ", ".join(f"{k} {v}" for k, v in counts.items())
+    return f"### The notes' claims\n\n{len(rows) - 2} claims: {summary}.\n\n" + "\n".join(rows) + "\n"
 
 
 def main(names: list[str]) -> None:
@@ -70,15 +95,18 @@ def main(names: list[str]) -> None:
     if unknown:
         sys.exit(f"error: unknown experiment(s) {sorted(unknown)}; choose from {list(EXPERIMENTS)}")
     for name in names or EXPERIMENTS:
-        sweep = run(name, EXPERIMENTS[name][0])
+        sweep, seconds = run(name, EXPERIMENTS[name][0])
         if (sweep / "report.md").exists():
-            collect(name, sweep)
+            collect(name, sweep, seconds)
     # Every experiment with results in results/ goes into README, whether run now or earlier.
-    sections = [section(name) for name in EXPERIMENTS if (ROOT / "results" / name / "report.md").exists()]
+    done = [name for name in EXPERIMENTS if (ROOT / "results" / name / "run.json").exists()]
+    sections = [section(name) for name in done]
+    minutes = sum(json.loads((ROOT / "results" / n / "run.json").read_text())["seconds"] for n in done) / 60
     readme = (ROOT / "README.md").read_text()
     head, rest = readme.split(START, 1)
     tail = rest.split(END, 1)[1]
-    body = "\n".join(sections)
+    body = "\n".join([f"`make results` ran these {len(done)} sweeps in {minutes:.0f} min on this project's 2-core "
+                       "CPU machine.\n", claims_table(done), *sections])
     (ROOT / "README.md").write_text(f"{head}{START}\n{body}\n{END}{tail}")
     print(f"README.md: {len(sections)} result sections written")
 

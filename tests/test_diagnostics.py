@@ -72,6 +72,23 @@ def test_fit_verdict_rules():
     assert "still near its minimum" in gap_only["reason"] and "early stopping" not in gap_only["reason"]
 
 
+@pytest.mark.parametrize("samples, fit", [((50, 50), "good fit"), ((500, 500), "overfitting"), (None, "overfitting")])
+def test_overfitting_gap_must_exceed_the_sampling_noise(samples, fit):
+    # train 0.96 vs val 0.90: on 50 samples each that is 48 vs 45 right (Fisher p ~0.24), on 500 it is p < 0.001.
+    history = [{"epoch": 0, "train/acc": 0.96, "val/acc": 0.90, "train/loss": 0.2, "val/loss": 0.3}]
+    verdict = fit_verdict(history, samples=samples)
+    assert verdict["fit"] == fit
+    if samples == (50, 50):
+        assert "within the sampling noise" in verdict["reason"] and verdict["gap_p"] > 0.05
+    if samples == (500, 500):
+        assert "on 500 val samples" in verdict["reason"] and verdict["gap_p"] < 0.001
+
+
+def test_verdict_of_a_real_run_tests_the_gap_on_its_sample_sizes(relu_adam):
+    verdict = relu_adam["verdict"]
+    assert "val samples" in verdict["reason"] and 0 <= verdict["gap_p"] <= 1
+
+
 def test_dead_units_per_relu_layer(relu_adam, sigmoid_sgd):
     dead = relu_adam["diagnostics"]["dead_units"]
     assert sorted(dead) == ["dead/layer0", "dead/layer1", "dead/layer2"]
@@ -146,15 +163,16 @@ def test_nan_guard_cli_exit_code(tmp_path):
 
 
 def test_wandb_offline_run_records_history_config_group_and_epoch_axis(tmp_path):
-    result = run_cli("-m", "logger=wandb", "data=digits", "trainer.max_epochs=2", "activation=relu,tanh",
+    result = run_cli("-m", "logger=wandb", "data=digits", "trainer.max_epochs=2", "activation=relu,tanh", "replicates=2",
                      f"hydra.sweep.dir={tmp_path}")
     assert result.returncode == 0, result.stderr[-2000:]
     runs = sorted(tmp_path.glob("*/wandb/offline-run-*"))
-    assert len(runs) == 2
-    names = set()
+    assert len(runs) == 4
+    names, job_types = set(), []
     for run in runs:
         contents = run_contents(run)
         names.add(contents["name"])
+        job_types.append(contents["job_type"])
         assert contents["group"] == tmp_path.name
         assert contents["exit_code"] == 0
         keys = {k for row in contents["history"] for k in row}
@@ -162,8 +180,11 @@ def test_wandb_offline_run_records_history_config_group_and_epoch_axis(tmp_path)
         assert contents["metrics"]["train/*"] == "epoch" and contents["metrics"]["val/*"] == "epoch"
         assert contents["config"]["optim"]["lr"] == 0.001
         assert "${" not in json.dumps(contents["config"])
-    assert names == {"activation=relu,data=digits,logger=wandb,trainer.max_epochs=2",
-                     "activation=tanh,data=digits,logger=wandb,trainer.max_epochs=2"}
+    assert names == {f"activation={a},data=digits,logger=wandb,replicates=2,seed={s},trainer.max_epochs=2"
+                     for a in ("relu", "tanh") for s in (42, 43)}
+    # Replicates share a job type (the setting, without seed and tooling), so W&B's grouped charts band them.
+    assert sorted(job_types) == ["activation=relu,data=digits,trainer.max_epochs=2"] * 2 + [
+        "activation=tanh,data=digits,trainer.max_epochs=2"] * 2
 
 
 def test_wandb_crash_marks_run_failed(tmp_path):
@@ -182,7 +203,7 @@ def test_wandb_online_without_key_is_refused(tmp_path, monkeypatch):
 
 
 def test_bias_variance_experiment_sweeps_capacity_and_reports(tmp_path):
-    result = run_cli("experiment=bias_variance", "data=digits", "trainer.max_epochs=1", "logger=none",
+    result = run_cli("experiment=bias_variance", "replicates=1", "data=digits", "trainer.max_epochs=1", "logger=none",
                      f"hydra.sweep.dir={tmp_path}")
     assert result.returncode == 0, result.stderr[-2000:]
     sizes = sorted(json.loads(p.read_text())["num_parameters"] for p in tmp_path.glob("*/summary.json"))

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
-from trainlab.report import DPI, FIGSIZE, history_from_csv, main, run_overrides
+from trainlab.plots import DPI, FIGSIZE
+from trainlab.report import SETTING_COLUMNS, history_from_csv, main, run_overrides
+from trainlab.stats import wilson
 
 PIXELS = (FIGSIZE[0] * DPI, FIGSIZE[1] * DPI)
 NAN_ERROR = "loss became NaN at epoch 2"
@@ -41,10 +43,12 @@ def copy_sweep(source: Path, target: Path) -> Path:
     return target
 
 
-def table(folder: Path) -> list[list[str]]:
-    """The rows of report.md's table, header and separator left out."""
-    lines = [line for line in (folder / "report.md").read_text().splitlines() if line.startswith("|")]
-    assert lines[0].startswith("| combination | train acc | val acc |")
+def table(folder: Path, heading: str = "Runs") -> list[list[str]]:
+    """The rows of the table under `## <heading>` in report.md, header and separator left out."""
+    section = (folder / "report.md").read_text().split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    lines = [line for line in section.splitlines() if line.startswith("|")]
+    header = "| rank | setting | n |" if heading == "Settings" else "| combination | train acc | val acc |"
+    assert lines[0].startswith(header)
     return [[cell.strip() for cell in line.strip("|").split(" | ")] for line in lines[2:]]
 
 
@@ -78,6 +82,14 @@ def test_sweep_report_table_plots_and_page(activation_sweep, capsys):
         assert verdict.startswith(s["verdict"]["fit"]) if s.get("verdict") else verdict == "-"
     assert float(rows[0][2]) >= float(rows[1][2]), "sorted by val acc, best first"
 
+    settings = table(activation_sweep, "Settings")
+    assert [r[:3] for r in settings] == [["1", "activation=relu", "1"], ["2", "activation=sigmoid", "1"]]
+    for row in settings:
+        s = expected[row[1]]
+        n = s["evaluated"]["val_samples"]
+        assert row[3] == wilson(round(s["evaluated"]["val/acc"] * n), n).text(), "one run: Wilson interval"
+    assert settings[1][SETTING_COLUMNS.index("vs best")].startswith("worse (McNemar, p=")
+
     pngs = sorted(activation_sweep.rglob("*.png"))
     assert {p.relative_to(activation_sweep).parts[0] for p in pngs} == {"curves.png", "train_vs_val"}
     assert len(list((activation_sweep / "train_vs_val").glob("*.png"))) == 2
@@ -85,7 +97,7 @@ def test_sweep_report_table_plots_and_page(activation_sweep, capsys):
     assert all(png_size(p) == PIXELS for p in pngs)
 
     page = (activation_sweep / "report.html").read_text()
-    assert "<table>" in page and all(f"<td>{html.escape(cell)}</td>" in page for row in rows for cell in row)
+    assert "<table>" in page and all(f"<td>{html.escape(cell)}</td>" in page for row in rows + settings for cell in row)
     assert all(f'src="{p.relative_to(activation_sweep).as_posix()}"' in page for p in pngs)
     out = capsys.readouterr().out
     assert str(activation_sweep / "report.md") in out and str(activation_sweep / "report.html") in out
@@ -103,8 +115,8 @@ def test_capacity_sweep_plots_error_against_parameters(capacity_sweep, tmp_path)
     shutil.copytree(single, tmp_path / "one" / single.name, ignore=shutil.ignore_patterns("*.ckpt"))
     assert main([str(tmp_path / "one")]) == 0
     assert not (tmp_path / "one" / "bias_variance.png").exists()
-    all_overrides = "model=uniform, model.width=4, data=digits, trainer.max_epochs=2, logger=none"
-    assert table(tmp_path / "one")[0][0] == all_overrides, "a single run shows all its overrides"
+    all_overrides = "seed=42, model=uniform, model.width=4, data=digits, trainer.max_epochs=2"
+    assert table(tmp_path / "one")[0][0] == all_overrides, "a single run shows all its overrides but tooling ones"
 
 
 def test_failed_run_is_listed_last_with_its_reason(activation_sweep, tmp_path, capsys):
@@ -121,6 +133,8 @@ def test_failed_run_is_listed_last_with_its_reason(activation_sweep, tmp_path, c
     assert len(rows) == 3 and rows[-1][0] == "activation=tanh"
     assert rows[-1][-1] == f"failed: {NAN_ERROR}" and rows[-1][1] == "-"
     assert len(list((folder / "train_vs_val").glob("*.png"))) == 3, "the failed run's csv still gives its curves"
+    failed_setting = table(folder, "Settings")[-1]
+    assert failed_setting[:3] == ["-", "activation=tanh", "0"] and failed_setting[-1] == f"failed: {NAN_ERROR}"
     assert f"failed: {NAN_ERROR}" in (folder / "report.html").read_text()
     assert "1 of 3 runs failed" in capsys.readouterr().err
 
@@ -134,7 +148,8 @@ def test_runs_logged_to_wandb_get_the_report_offline(activation_sweep, tmp_path)
     report_runs = [d for d in (folder / "wandb").glob("offline-run-*") if d.name != "offline-run-20250101_000000-abc"]
     assert len(report_runs) == 1
     media = report_runs[0] / "files" / "media"
-    assert list(media.glob("table/report_*.table.json")) and list(media.glob("images/curves_*.png"))
+    assert list(media.glob("table/settings_*.table.json")) and list(media.glob("table/runs_*.table.json"))
+    assert list(media.glob("images/curves_*.png"))
 
 
 def test_history_falls_back_to_metrics_csv(activation_sweep):
@@ -161,3 +176,88 @@ def test_command_line_entry(tmp_path):
     result = subprocess.run([sys.executable, "-m", "trainlab.report", str(tmp_path / "missing")],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and result.stderr == f"error: {tmp_path / 'missing'}: no such folder\n"
+
+
+@pytest.fixture(scope="session")
+def replicated_sweep(tmp_path_factory) -> Path:
+    """2 settings x 2 seeds x 2 splits: 4 replicates each, paired by (seed, split)."""
+    return sweep(tmp_path_factory.mktemp("report") / "replicated", "activation=relu,tanh", "seed=1,2",
+                 "data.split_seed=0,1", "data=digits", "model=uniform", "model.width=32", "model.depth=1",
+                 "trainer.max_epochs=3", "logger=none")
+
+
+def test_replicates_are_one_row_with_t_intervals_and_a_paired_test(replicated_sweep):
+    rows = table(replicated_sweep, "Settings")
+    assert sorted(r[1] for r in rows) == ["activation=relu", "activation=tanh"] and [r[2] for r in rows] == ["4", "4"]
+    assert [r[0] for r in rows][0] == "1" and rows[1][0] in ("=1", "2")
+    runs = [json.loads(p.read_text()) for p in replicated_sweep.glob("*/summary.json")]
+    best = [r for r in runs if "activation=" + rows[0][1].split("=")[1] in r["overrides"]]
+    values = [r["evaluated"]["val/acc"] for r in best]
+    mean = sum(values) / 4
+    assert rows[0][3].startswith(f"{mean:.3f} [") and "]" in rows[0][3]
+    versus = rows[1][SETTING_COLUMNS.index("vs best")]
+    assert versus.startswith(("tied (paired t, p=", "worse (paired t, p="))
+    assert len(list((replicated_sweep / "train_vs_val").glob("*.png"))) == 2, "one plot per setting"
+
+
+def test_saved_predictions_give_the_reported_accuracies(replicated_sweep):
+    import numpy as np
+
+    for path in replicated_sweep.glob("*/summary.json"):
+        summary = json.loads(path.read_text())
+        evaluated = summary["evaluated"]
+        with np.load(path.parent / "predictions.npz") as saved:
+            val = float((saved["val_predicted"] == saved["val_label"]).mean())
+            test = float((saved["test_predicted"] == saved["test_label"]).mean())
+            assert len(saved["val_label"]) == evaluated["val_samples"]
+        epoch = next(h for h in summary["history"] if h["epoch"] == evaluated["epoch"])
+        assert evaluated["epoch"] == summary["best_epoch"]  # the tested weights are the best checkpoint's
+        assert val == pytest.approx(epoch["val/acc"], abs=1e-6) and test == pytest.approx(summary["test"]["test/acc"], abs=1e-6)
+
+
+def test_splits_are_replicates_too_but_each_split_has_its_own_samples(replicated_sweep):
+    fingerprints = {}
+    for path in replicated_sweep.glob("*/summary.json"):
+        summary = json.loads(path.read_text())
+        split = next(o for o in summary["overrides"] if o.startswith("data.split_seed="))
+        fingerprints.setdefault(split, set()).add(summary["evaluated"]["fingerprint"])
+    assert all(len(f) == 1 for f in fingerprints.values()) and len(set.union(*fingerprints.values())) == 2
+
+
+def test_settings_on_different_evaluation_sets_are_refused_and_nothing_is_written(tmp_path, capsys):
+    folder = tmp_path / "fractions"
+    result = run_cli("-m", "data.val_fraction=0.1,0.2", "data=digits", "model=uniform", "model.width=8",
+                     "model.depth=1", "trainer.max_epochs=1", "logger=none", f"hydra.sweep.dir={folder}")
+    assert result.returncode == 2 and "error: data.val_fraction: " in result.stderr
+    assert "evaluated on different samples" in result.stderr and not (folder / "report.md").exists()
+    (folder / "report.md").write_text("an earlier report")
+    assert main([str(folder)]) == 2 and (folder / "report.md").read_text() == "an earlier report"
+    assert main([str(folder), "--only", "data.val_fraction=0.2"]) == 0
+    assert table(folder, "Settings")[0][2] == "1"
+
+
+@pytest.mark.parametrize("replicates", ["0", "-1", "two"])
+def test_impossible_replicates_are_refused_before_any_job(tmp_path, replicates):
+    result = run_cli("-m", f"replicates={replicates}", "data=digits", f"hydra.sweep.dir={tmp_path / 'sweep'}")
+    assert result.returncode == 2 and "error: replicates: must be an integer >= 1" in result.stderr
+    assert not list(tmp_path.glob("sweep/*/summary.json"))
+
+
+def test_replicates_without_a_sweep_says_to_add_m(tmp_path):
+    result = run_cli("replicates=3", "data=digits", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 2 and "add -m" in result.stderr and not (tmp_path / "summary.json").exists()
+
+
+def test_replicates_shorthand_sweeps_consecutive_seeds(tmp_path):
+    result = run_cli("-m", "replicates=3", "data=digits", "model=uniform", "model.width=8", "model.depth=1",
+                     "trainer.max_epochs=1", "logger=none", f"hydra.sweep.dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    seeds = sorted(json.loads(p.read_text())["overrides"][0] for p in tmp_path.glob("*/summary.json"))
+    assert seeds == ["seed=42", "seed=43", "seed=44"]  # from the config's seed on
+    assert table(tmp_path, "Settings")[0][2] == "3"
+
+
+def test_a_single_seed_with_replicates_is_refused(tmp_path):
+    result = run_cli("-m", "replicates=3", "seed=7", "data=digits", f"hydra.sweep.dir={tmp_path}")
+    assert result.returncode == 2 and "write seed=range(7,10)" in result.stderr
+    assert not list(tmp_path.glob("*/summary.json"))

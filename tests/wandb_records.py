@@ -35,7 +35,7 @@ def read_records(path: Path) -> list[pb.Record]:
 
 
 def run_contents(run_dir: Path) -> dict:
-    """History rows, config, group, name, metric definitions and exit code of one offline run."""
+    """History rows, config, group, name, job type, metric definitions and exit code of one offline run."""
     (path,) = run_dir.glob("run-*.wandb")
     out = {"history": [], "config": {}, "metrics": {}, "exit_code": None}
     for record in read_records(path):
@@ -43,7 +43,7 @@ def run_contents(run_dir: Path) -> dict:
         if kind == "history":
             out["history"].append({i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in record.history.item})
         elif kind == "run":
-            out["group"], out["name"] = record.run.run_group, record.run.display_name
+            out["group"], out["name"], out["job_type"] = record.run.run_group, record.run.display_name, record.run.job_type
         elif kind == "config":
             out["config"].update({i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in record.config.update})
         elif kind == "metric":

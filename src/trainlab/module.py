@@ -42,6 +42,8 @@ class Classifier(L.LightningModule):
             for stage in STAGES
         })
         self.history: list[dict[str, float]] = []
+        self.samples: dict[str, int] = {}  # samples measured per stage in the last epoch (for noise-aware verdicts)
+        self.loaded_epoch: int | None = None  # the epoch of the checkpoint last loaded for testing
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.layout == torch.sparse_csr and (x.dtype not in SPARSE_DTYPES or torch.is_autocast_enabled(x.device.type)):
@@ -77,12 +79,20 @@ class Classifier(L.LightningModule):
     def test_step(self, batch, batch_idx):
         self._step(batch, "test")
 
+    def predict_step(self, batch, batch_idx, dataloader_idx: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """(predicted class ids, labels): decided as the accuracy metric decides them."""
+        x, y = batch
+        logits = self(x).float()
+        predicted = (torch.sigmoid(logits.squeeze(-1)) > 0.5).long() if self.binary else logits.argmax(-1)
+        return predicted, y
+
     def _epoch_values(self, stage: str) -> dict[str, float]:
         metrics = self.metrics[f"{stage}_split"]
         if not metrics["loss"].update_called:
             return {}
         name = "train/{}_running" if stage == "fit" else f"{stage}/{{}}"
         values = {name.format(key): value.item() for key, value in metrics.compute().items()}
+        self.samples[stage] = int(metrics["loss"].weight.item())  # the loss is weighted by batch size
         metrics.reset()
         return values
 
@@ -113,6 +123,8 @@ class Classifier(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         if self.trainer.state.fn == "fit":  # resuming; testing the best checkpoint keeps the whole record
             self.history = checkpoint.get("history", [])
+        else:
+            self.loaded_epoch = checkpoint["epoch"]
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(self.parameters())

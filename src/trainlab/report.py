@@ -3,12 +3,15 @@
     python -m trainlab.report outputs/multirun/<date_time>      # or one run folder
 
 Every folder below the given one that holds a `summary.json` (written by trainlab.train) is a run.
-Written into the given folder: `report.md` (one row per run, best val acc first, failed runs last),
-`curves.png` (val loss/acc of all runs), `train_vs_val/<run>.png` (train vs val per run),
-`bias_variance.png` (train/val error against parameter count, when >= 3 model sizes were swept)
-and `report.html` showing all of them. When the runs logged to W&B, the table and the plots also
-go to one W&B run (job_type "report", mode from WANDB_MODE, default offline).
-Exit code: 0 all runs completed, 1 some failed, 2 no runs found.
+Runs that differ only in `seed` / `data.split_seed` are replicates of one setting (trainlab.compare).
+Written into the given folder: `report.md` (one row per setting with 95% intervals and ties with the
+best, the experiment's claims checked, then one row per run), `claims.json` (the claims' outcomes),
+`curves.png` (val loss/acc of every setting, mean and 95% band over replicates),
+`train_vs_val/<setting>.png`, `bias_variance.png` (train/val error against parameter count, when
+>= 3 model sizes were swept) and `report.html` showing all of them. When the runs logged to W&B,
+the tables and the plots also go to one W&B run (job_type "report", mode from WANDB_MODE, default offline).
+Exit code: 0 all runs completed, 1 some failed, 2 no runs found or a sweep/claim that cannot be
+evaluated (nothing is written then).
 """
 from __future__ import annotations
 
@@ -23,16 +26,19 @@ from pathlib import Path
 from urllib.parse import quote
 
 import yaml
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from trainlab import claims as claims_
+from trainlab.compare import (RANK_METRIC, ReportError, Setting, fit_summary, group_settings, is_setting_override,
+                              rank, replicate_id, run_metrics, versus_best_text)
+from trainlab.plots import DPI, FIGSIZE, shorten, write_plots
 
-FIGSIZE, DPI = (10, 4), 100  # every plot is 1000 x 400 pixels
 COLUMNS = ["combination", "train acc", "val acc", "train loss", "val loss", "test acc", "params", "time (s)", "verdict"]
+SETTING_COLUMNS = ["rank", "setting", "n", "val acc", "test acc", "train acc", "val loss", "train loss", "params",
+                   "vs best", "verdict"]
+CLAIM_COLUMNS = ["claim", "notes", "outcome", "evidence"]
 METRICS = ("train/loss", "train/acc", "val/loss", "val/acc")
 REASON_CHARS = 80
 STYLE = ("body{font-family:sans-serif;margin:2em} table{border-collapse:collapse} "
          "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left} img{max-width:100%}")
-UNSAFE = re.compile(r"[^\w.=,+-]")  # characters kept out of plot file names
 
 
 def load_runs(folder: Path) -> list[dict]:
@@ -45,10 +51,21 @@ def load_runs(folder: Path) -> list[dict]:
         except (OSError, ValueError) as error:
             summary = {"status": "failed", "error": f"unreadable summary.json: {error}"}
         name = run_dir.name if run_dir == folder else run_dir.relative_to(folder).as_posix().replace("/", "__")
+        config = run_config(run_dir)
         runs.append({"name": name, "dir": run_dir, "summary": summary, "overrides": run_overrides(run_dir, summary),
-                     "failed": summary.get("status", "completed") != "completed",
+                     "failed": summary.get("status", "completed") != "completed", "config": config,
+                     "replicate": replicate_id(config), "metrics": run_metrics(summary),
                      "history": summary.get("history") or history_from_csv(run_dir / "csv" / "metrics.csv")})
     return runs
+
+
+def run_config(run_dir: Path) -> dict:
+    """The run's saved, resolved config.yaml ({} when it is missing or unreadable)."""
+    try:
+        config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        return {}
+    return config if isinstance(config, dict) else {}
 
 
 def run_overrides(run_dir: Path, summary: dict) -> list[str]:
@@ -81,11 +98,13 @@ def history_from_csv(path: Path) -> list[dict]:
 
 
 def add_combinations(runs: list[dict]) -> None:
-    """combination = the overrides that differ between runs (all of them for a single run)."""
-    common = set.intersection(*(set(r["overrides"]) for r in runs)) if len(runs) > 1 else set()
-    for run in runs:
-        differing = [o for o in run["overrides"] if o not in common]
-        run["combination"] = ", ".join(differing) or ("default" if not run["overrides"] else run["name"])
+    """combination = the overrides that differ between runs (all of them for a single run), tooling left out."""
+    own = [[o for o in r["overrides"] if is_setting_override(o) or o.split("=", 1)[0] in ("seed", "data.split_seed")]
+           for r in runs]
+    common = set.intersection(*(set(o) for o in own)) if len(runs) > 1 else set()
+    for run, overrides in zip(runs, own):
+        differing = [o for o in overrides if o not in common]
+        run["combination"] = ", ".join(differing) or ("default" if not overrides else run["name"])
 
 
 def fmt(value, digits: int = 4) -> str:
@@ -96,15 +115,10 @@ def fmt(value, digits: int = 4) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
-def shorten(text: str, limit: int = REASON_CHARS) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
 def short_reason(reason: str) -> str:
     """The reason's first clause (the numbers), cut to REASON_CHARS."""
     first = re.split(r": |; | — ", str(reason), maxsplit=1)[0]
-    return shorten(first if len(first) >= 20 else reason)
+    return shorten(first if len(first) >= 20 else reason, REASON_CHARS)
 
 
 def table_order(run: dict) -> tuple:
@@ -133,98 +147,57 @@ def table_rows(runs: list[dict]) -> list[list[str]]:
     return rows
 
 
-def markdown_table(rows: list[list[str]]) -> str:
+def setting_rows(ranked: list[Setting]) -> list[list[str]]:
+    """Rows of SETTING_COLUMNS: means with 95% intervals of the tested model, ties with the best marked."""
+    comparisons = sum(s.versus_best is not None for s in ranked)
+    rows = []
+    for s in ranked:
+        cells = [s.estimates[m].text() if m in s.estimates else "-"
+                 for m in ("val/acc", "test/acc", "train/acc", "val/loss", "train/loss")]
+        params = {r["summary"].get("num_parameters") for r in s.runs} - {None}
+        failed = f" (+{len(s.failed)} failed)" if s.failed and s.runs else ""
+        rows.append([s.rank or "-", s.name, f"{s.n}{failed}", *cells, fmt(params.pop()) if len(params) == 1 else "-",
+                     versus_best_text(s, comparisons), shorten(fit_summary(s), 120)])
+    return rows
+
+
+def claim_rows(records: list[dict]) -> list[list[str]]:
+    return [[r["text"], str(r.get("source") or "-"), f"**{r['outcome']}**", r["evidence"]] for r in records]
+
+
+def settings_note(ranked: list[Setting]) -> str:
+    replicated = any(s.n > 1 for s in ranked)
+    return ("Mean and 95% interval of the tested model (the best checkpoint) over replicates "
+            f"({'Student t' if replicated else 'one run each: Wilson interval of each accuracy'}"
+            f"{'; one run: Wilson interval' if replicated else ''}). Ranked on {RANK_METRIC}; each setting is tested "
+            "against the first (paired t over shared seeds and splits, else McNemar on the same samples), "
+            "Holm-corrected; tied = not distinguishable from the first at the 5% level. Test metrics are "
+            "shown beside, never used to choose.")
+
+
+def markdown_table(rows: list[list[str]], columns: list[str] = COLUMNS) -> str:
     def line(cells):
         return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
-    return "\n".join([line(COLUMNS), "|" + "|".join("---" for _ in COLUMNS) + "|", *map(line, rows)]) + "\n"
+    return "\n".join([line(columns), "|" + "|".join("---" for _ in columns) + "|", *map(line, rows)]) + "\n"
 
 
-def html_table(rows: list[list[str]]) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>\n" for row in rows)
+def html_table(rows: list[list[str]], columns: list[str] = COLUMNS) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c.strip('*'))}</td>" for c in row) + "</tr>\n" for row in rows)
     return f"<table>\n<tr>{head}</tr>\n{body}</table>"
 
 
-def series(history: list[dict], key: str) -> tuple[list, list]:
-    points = [(h["epoch"], h[key]) for h in history if isinstance(h.get(key), (int, float)) and "epoch" in h]
-    return [p[0] for p in points], [p[1] for p in points]
-
-
-def save(fig: Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)  # no bbox_inches="tight": the pixel size stays FIGSIZE * DPI
-    return path
-
-
-def plot_curves(runs: list[dict], path: Path) -> Path:
-    """Val loss and val acc of every run against epoch, one line per run."""
-    fig = Figure(figsize=FIGSIZE, dpi=DPI)
-    axes = fig.subplots(1, 2)
-    for run in runs:
-        for ax, key in zip(axes, ("val/loss", "val/acc")):
-            ax.plot(*series(run["history"], key), marker=".", linestyle="--" if run["failed"] else "-",
-                    label=shorten(run["combination"], 40))
-    for ax, key in zip(axes, ("val loss", "val acc")):
-        ax.set(xlabel="epoch", ylabel=key, title=key)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(alpha=0.3)
-    axes[1].legend(fontsize="small")
-    return save(fig, path)
-
-
-def plot_train_vs_val(run: dict, path: Path) -> Path:
-    """Train and val loss and accuracy of one run: the gap between them is the variance."""
-    fig = Figure(figsize=FIGSIZE, dpi=DPI)
-    axes = fig.subplots(1, 2)
-    best = run["summary"].get("best_epoch")
-    for ax, what in zip(axes, ("loss", "acc")):
-        for split in ("train", "val"):
-            ax.plot(*series(run["history"], f"{split}/{what}"), marker=".", label=split)
-        if isinstance(best, int):
-            ax.axvline(best, color="grey", linestyle=":", label=f"best epoch {best}")
-        ax.set(xlabel="epoch", ylabel=what, title=what)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize="small")
-    fit = "failed" if run["failed"] else (run["summary"].get("verdict") or {}).get("fit", "")
-    fig.suptitle(shorten(run["combination"] + (f" — {fit}" if fit else ""), 110), fontsize="medium")
-    return save(fig, path)
-
-
-def plot_bias_variance(runs: list[dict], path: Path) -> Path | None:
-    """Final train and val error against parameter count; None unless >= 3 sizes were run."""
-    by_size: dict[int, list[tuple[float, float]]] = {}
-    for run in runs:
-        final, size = run["summary"].get("final") or {}, run["summary"].get("num_parameters")
-        accs = [final.get(k) for k in ("train/acc", "val/acc")]
-        if not run["failed"] and isinstance(size, int) and all(isinstance(a, (int, float)) for a in accs):
-            by_size.setdefault(size, []).append((1 - final["train/acc"], 1 - final["val/acc"]))
-    if len(by_size) < 3:
-        return None
-    sizes = sorted(by_size)
-    fig = Figure(figsize=FIGSIZE, dpi=DPI)
-    ax = fig.subplots()
-    for i, label in enumerate(("train error (bias)", "val error")):
-        means = [sum(e[i] for e in by_size[s]) / len(by_size[s]) for s in sizes]
-        ax.plot(sizes, means, marker="o", label=label)
-    ax.set_xscale("log")
-    ax.set(xlabel="parameters", ylabel="error = 1 - accuracy (last epoch)", title="error against model size")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend()
-    return save(fig, path)
-
-
-def write_html(folder: Path, rows: list[list[str]], images: dict[Path, str]) -> Path:
-    """report.html: the table, then every plot (linked relatively) under its caption."""
+def write_html(folder: Path, tables: dict[str, str], images: dict[Path, str]) -> Path:
+    """report.html: the tables under their headings, then every plot (linked relatively) under its caption."""
     def figure(path: Path, caption: str) -> str:
         src = quote(path.relative_to(folder).as_posix(), safe="/=,+")
         return f'<h2>{html.escape(caption)}</h2>\n<img src="{src}" alt="{html.escape(caption)}" width="{FIGSIZE[0] * DPI}">'
 
     title = f"trainlab report: {html.escape(folder.name)}"
     figures = "\n".join(figure(path, caption) for path, caption in images.items())
+    sections = "\n".join(f"<h2>{html.escape(heading)}</h2>\n{table}" for heading, table in tables.items())
     page = (f"<!doctype html>\n<html><head><meta charset='utf-8'>\n<title>{title}</title><style>{STYLE}</style></head>\n"
-            f"<body><h1>{title}</h1>\n{html_table(rows)}\n{figures}\n</body></html>\n")
+            f"<body><h1>{title}</h1>\n{sections}\n{figures}\n</body></html>\n")
     path = folder / "report.html"
     path.write_text(page, encoding="utf-8")
     return path
@@ -243,8 +216,9 @@ def wandb_project(runs: list[dict]) -> str | None:
     return None
 
 
-def log_to_wandb(folder: Path, project: str, rows: list[list[str]], images: dict[Path, str]) -> Path | None:
-    """Table and plots to one W&B run (offline unless WANDB_MODE says otherwise); never fatal."""
+def log_to_wandb(folder: Path, project: str, tables: dict[str, tuple[list[str], list[list[str]]]],
+                 images: dict[Path, str]) -> Path | None:
+    """Tables and plots to one W&B run (offline unless WANDB_MODE says otherwise); never fatal."""
     try:
         import wandb
 
@@ -252,7 +226,7 @@ def log_to_wandb(folder: Path, project: str, rows: list[list[str]], images: dict
         run = wandb.init(project=project, dir=str(folder), job_type="report", group=folder.name,
                          name=f"report-{folder.name}", mode=os.environ.get("WANDB_MODE", "offline"), settings=settings)
         try:
-            run.log({"report": wandb.Table(columns=COLUMNS, data=rows),
+            run.log({**{name: wandb.Table(columns=columns, data=rows) for name, (columns, rows) in tables.items()},
                      **{p.relative_to(folder).with_suffix("").as_posix(): wandb.Image(str(p)) for p in images}})
             return Path(run.dir).parent
         finally:
@@ -262,45 +236,55 @@ def log_to_wandb(folder: Path, project: str, rows: list[list[str]], images: dict
         return None
 
 
-def write_plots(folder: Path, runs: list[dict]) -> dict[Path, str]:
-    """All plots, as {path: caption}; plots of an earlier report of this folder are replaced."""
-    for stale in [folder / "bias_variance.png", *(folder / "train_vs_val").glob("*.png")]:
-        stale.unlink(missing_ok=True)
-    images = {plot_curves(runs, folder / "curves.png"): "validation loss and accuracy of every run"}
-    bias_variance = plot_bias_variance(runs, folder / "bias_variance.png")
-    if bias_variance:
-        images[bias_variance] = "bias and variance against model size"
-    for run in runs:
-        path = folder / "train_vs_val" / f"{UNSAFE.sub('_', run['name'])}.png"
-        images[plot_train_vs_val(run, path)] = f"train vs val: {run['combination']}"
-    return images
+def sweep_claims(runs: list[dict]) -> list[dict]:
+    """The claims the sweep's experiment states (in every run's saved config; the first one that has any)."""
+    return next((list(r["config"]["claims"]) for r in runs if r["config"].get("claims")), [])
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m trainlab.report", description=__doc__.split("\n")[0])
     parser.add_argument("folder", type=Path, help="a sweep folder (outputs/multirun/...) or one run folder")
+    parser.add_argument("--only", action="append", default=[], metavar="KEY=VALUE",
+                        help="report only the runs with this override (repeatable), e.g. --only data=digits")
     parser.add_argument("--no-wandb", action="store_true", help="do not log the report to W&B")
     args = parser.parse_args(argv)
     folder = args.folder.resolve()
     if not folder.is_dir():
         print(f"error: {args.folder}: no such folder", file=sys.stderr)
         return 2
-    runs = load_runs(folder)
+    runs = [r for r in load_runs(folder) if all(o in r["overrides"] for o in args.only)]
     if not runs:
-        print(f"error: {args.folder}: no summary.json below it (not a trainlab run or sweep folder)", file=sys.stderr)
+        only = f" with {' '.join(args.only)}" if args.only else ""
+        print(f"error: {args.folder}: no summary.json{only} below it (not a trainlab run or sweep folder)", file=sys.stderr)
         return 2
     add_combinations(runs)
     runs.sort(key=table_order)
-    rows = table_rows(runs)
-    (folder / "report.md").write_text(f"# {folder.name}\n\n{markdown_table(rows)}", encoding="utf-8")
-    images = write_plots(folder, runs)
-    page = write_html(folder, rows, images)
+    try:  # everything is evaluated before anything is written
+        ranked = rank(group_settings(runs))
+        records = claims_.evaluate(sweep_claims(runs), ranked)
+    except ReportError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    tables = {"settings": (SETTING_COLUMNS, setting_rows(ranked)), "runs": (COLUMNS, table_rows(runs))}
+    if records:
+        tables["claims"] = (CLAIM_COLUMNS, claim_rows(records))
+        (folder / "claims.json").write_text(json.dumps(records, indent=2), encoding="utf-8")
+    sections = {"Settings": f"{markdown_table(tables['settings'][1], SETTING_COLUMNS)}\n{settings_note(ranked)}\n"}
+    if records:
+        sections["Claims of the notes"] = markdown_table(tables["claims"][1], CLAIM_COLUMNS)
+    sections["Runs"] = markdown_table(tables["runs"][1])
+    (folder / "report.md").write_text(f"# {folder.name}\n\n" + "\n".join(f"## {h}\n\n{t}" for h, t in sections.items()),
+                                      encoding="utf-8")
+    images = write_plots(folder, ranked)
+    page = write_html(folder, {name: html_table(rows, columns) for name, (columns, rows) in tables.items()}, images)
     project = None if args.no_wandb else wandb_project(runs)
-    wandb_dir = log_to_wandb(folder, project, rows, images) if project else None
+    wandb_dir = log_to_wandb(folder, project, tables, images) if project else None
 
-    print(markdown_table(rows))
+    print("\n".join(text for heading, text in sections.items() if heading != "Runs"))
     print(f"report: {folder / 'report.md'}\n        {page}")
-    print(f"plots:  {folder / 'curves.png'}\n        {folder / 'train_vs_val'}/ (one per run)")
+    if records:
+        print(f"claims: {folder / 'claims.json'}")
+    print(f"plots:  {folder / 'curves.png'}\n        {folder / 'train_vs_val'}/ (one per setting)")
     if folder / "bias_variance.png" in images:
         print(f"        {folder / 'bias_variance.png'}")
     if wandb_dir:

@@ -1,6 +1,7 @@
 """Build everything a composed config names, train, test on the best checkpoint, write summary.json."""
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -12,6 +13,7 @@ import time
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
@@ -21,6 +23,7 @@ from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from trainlab.callbacks import NonFiniteLoss
+from trainlab.compare import is_setting_override
 from trainlab.errors import ConfigError
 from trainlab.models import build_mlp, count_parameters, estimate_memory
 from trainlab.module import Classifier
@@ -40,6 +43,9 @@ def check_config(cfg: DictConfig) -> None:
     """Reject impossible values before anything is built or trained (the rest are checked where used)."""
     if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool):
         raise ConfigError("seed", f"must be an integer, got {cfg.seed!r}")
+    replicates = cfg.get("replicates", 1)
+    if not isinstance(replicates, int) or isinstance(replicates, bool) or replicates < 1:
+        raise ConfigError("replicates", f"must be an integer >= 1 (runs per setting, one seed each), got {replicates!r}")
     optim = cfg.optim
     if not _is_number(optim.lr) or optim.lr <= 0:
         raise ConfigError("optim.lr", f"learning rate must be a number > 0, got {optim.lr!r}")
@@ -88,6 +94,29 @@ def build_summary(module: Classifier, trainer: L.Trainer, test_metrics: dict, se
     }
 
 
+def save_predictions(trainer: L.Trainer, module: Classifier, datamodule, out: Path) -> dict:
+    """Per-sample predictions of the tested weights on val and test, for paired tests between runs.
+
+    Written to predictions.npz; returns what summary.json records of them: the epoch the weights come
+    from, the accuracies they give and a fingerprint of the evaluation samples (their labels, in order),
+    so the report pairs only runs that were evaluated on the same samples.
+    """
+    if trainer.world_size > 1 or trainer.fast_dev_run:  # a rank sees its shard only; fast_dev_run one batch
+        return {}
+    loaders = {"val": datamodule.val_dataloader()[0], "test": datamodule.test_dataloader()}
+    batches = trainer.predict(module, dataloaders=list(loaders.values()))
+    arrays, record = {}, {}
+    for split, outputs in zip(loaders, batches):
+        predicted, label = (torch.cat(parts).cpu().numpy() for parts in zip(*outputs))
+        arrays |= {f"{split}_predicted": predicted.astype(np.int32), f"{split}_label": label.astype(np.int32)}
+        record[f"{split}/acc"] = float((predicted == label).mean())
+        record[f"{split}_samples"] = len(label)
+    np.savez_compressed(out / "predictions.npz", **arrays)
+    labels = arrays["val_label"].tobytes() + arrays["test_label"].tobytes()
+    epoch = module.loaded_epoch if module.loaded_epoch is not None else (module.history[-1]["epoch"] if module.history else None)
+    return {"epoch": epoch, **record, "fingerprint": hashlib.sha1(labels).hexdigest()[:16]}
+
+
 def build(node: DictConfig, **kwargs):
     """hydra.utils.instantiate, but a ConfigError raised by the target surfaces as itself."""
     try:
@@ -103,11 +132,12 @@ def job_identity() -> dict:
     from hydra.core.hydra_config import HydraConfig
 
     if not HydraConfig.initialized():
-        return {"overrides": [], "name": None, "group": None, "launcher": ""}
+        return {"overrides": [], "name": None, "group": None, "launcher": "", "setting": None}
     hydra_cfg = HydraConfig.get()
     overrides = list(hydra_cfg.overrides.task)
     multirun = str(hydra_cfg.mode) == "RunMode.MULTIRUN"
-    return {"overrides": overrides, "name": hydra_cfg.job.override_dirname or "default",
+    setting = ",".join(sorted(o for o in overrides if is_setting_override(o))) or "default"
+    return {"overrides": overrides, "name": hydra_cfg.job.override_dirname or "default", "setting": setting,
             "group": Path(hydra_cfg.sweep.dir).name if multirun else None,
             "launcher": str(hydra_cfg.launcher.get("_target_", ""))}
 
@@ -122,6 +152,8 @@ def check_wandb(cfg: DictConfig, identity: dict) -> None:
     with open_dict(cfg):
         cfg.logger.name = cfg.logger.get("name") or identity["name"]
         cfg.logger.group = cfg.logger.get("group") or identity["group"]
+        # Replicates of one setting share a job_type, so W&B's grouped charts draw their band.
+        cfg.logger.job_type = cfg.logger.get("job_type") or identity["setting"]
 
 
 def _netrc_has_wandb() -> bool:
@@ -245,7 +277,8 @@ def train(cfg: DictConfig) -> dict:
     if isinstance(logger, WandbLogger):
         logger.experiment.finish()  # the next job of a sweep then starts a run of its own
     summary = {**build_summary(module, trainer, dict(tested[0]) if tested else {}, time.perf_counter() - started),
-               **record, "best_checkpoint": best_checkpoint or None}
+               **record, "best_checkpoint": best_checkpoint or None,
+               "evaluated": save_predictions(trainer, module, datamodule, out)}
     if torch.cuda.is_available() and trainer.strategy.root_device.type == "cuda":
         summary["memory"]["measured_peak_mb"] = round(torch.cuda.max_memory_allocated() / 1024**2, 3)
     for name, callback in named_callbacks.items():
@@ -280,6 +313,9 @@ def run_from_cli(cfg: DictConfig) -> float | None:
     # SIGTERM (a scheduler's stop) behaves like Ctrl-C: interrupt_checkpoint saves before exit.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
+        if cfg.get("replicates", 1) != 1 and not job_identity()["group"]:
+            raise ConfigError("replicates", f"replicates={cfg.replicates} repeats each setting of a sweep with its own "
+                              "seed; add -m to run it as one (python train.py -m replicates=...)")
         return optimized_value(cfg, train(cfg))
     except (ConfigError, NonFiniteLoss) as error:
         code, message = (2, f"error: {error}") if isinstance(error, ConfigError) else (3, f"error: training stopped: {error}")

@@ -1,0 +1,196 @@
+"""Runs pooled into settings, a ranking that admits ties, and the notes' claims checked against them.
+
+A *setting* is what a sweep compares: the runs whose overrides differ only in `seed` and
+`data.split_seed` are its replicates. Settings are ranked on validation metrics; each is tested
+against the top one (paired over replicates that share seed and split, else McNemar on the saved
+per-sample predictions of one shared evaluation set), with Holm's correction over the comparisons.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from trainlab.stats import ALPHA, Comparison, Estimate, estimate, holm, mcnemar, paired_t, welch
+
+REPLICATE_KEYS = ("seed", "data.split_seed")
+# Overrides that change how a run is watched, not what it trains: not part of a setting.
+TOOLING = ("replicates", "logger", "threads", "callbacks.progress_bar", "hydra", "paths")
+METRICS = ("val/acc", "test/acc", "train/acc", "val/loss", "train/loss", "test/loss")
+RANK_METRIC = "val/acc"
+
+
+class ReportError(ValueError):
+    """A sweep or claim the report cannot evaluate honestly; the message names the key and the fix."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(f"{key}: {message}")
+
+
+def override_key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def is_setting_override(override: str) -> bool:
+    key = override_key(override)
+    return key not in REPLICATE_KEYS and not any(key == t or key.startswith(t + ".") or key.startswith(t + "/")
+                                                 for t in TOOLING)
+
+
+def replicate_id(config: dict) -> tuple:
+    """(seed, data.split_seed) of a run's saved config: what pairs replicates across settings."""
+    return config.get("seed"), (config.get("data") or {}).get("split_seed")
+
+
+def run_metrics(summary: dict) -> dict:
+    """The tested model's metrics: its epoch's train/val values and the test values."""
+    history = summary.get("history") or []
+    evaluated = summary.get("evaluated") or {}
+    epoch = evaluated.get("epoch", summary.get("best_epoch"))
+    chosen = next((h for h in history if h.get("epoch") == epoch), summary.get("best") or summary.get("final") or {})
+    values = {k: chosen[k] for k in METRICS if isinstance(chosen.get(k), (int, float))}
+    values.update({k: v for k, v in (summary.get("test") or {}).items() if k in METRICS})
+    return values
+
+
+@dataclass
+class Setting:
+    name: str
+    overrides: dict[str, str]
+    runs: list[dict] = field(default_factory=list)  # completed runs
+    failed: list[dict] = field(default_factory=list)
+    estimates: dict[str, Estimate] = field(default_factory=dict)
+    versus_best: Comparison | None = None
+    p_holm: float | None = None
+    rank: str = ""
+
+    @property
+    def n(self) -> int:
+        return len(self.runs)
+
+    def values(self, metric: str, replicates: list | None = None) -> list[float]:
+        runs = self.runs if replicates is None else [self.by_replicate()[r] for r in replicates]
+        return [r["metrics"][metric] for r in runs if metric in r["metrics"]]
+
+    def by_replicate(self) -> dict[tuple, dict]:
+        return {r["replicate"]: r for r in self.runs}
+
+    @property
+    def tied(self) -> bool:
+        return self.p_holm is not None and self.p_holm >= ALPHA
+
+
+def group_settings(runs: list[dict]) -> list[Setting]:
+    """Runs with the same setting overrides, in order of first appearance; names show what differs."""
+    settings: dict[tuple, Setting] = {}
+    for run in runs:
+        own = tuple(o for o in run["overrides"] if is_setting_override(o))
+        setting = settings.setdefault(own, Setting("", dict(o.split("=", 1) for o in own if "=" in o)))
+        (setting.failed if run["failed"] else setting.runs).append(run)
+    common = set.intersection(*(set(k) for k in settings)) if len(settings) > 1 else set()
+    for own, setting in settings.items():
+        setting.name = ", ".join(o for o in own if o not in common) or "default"
+    for setting in settings.values():
+        samples = next((r["summary"]["evaluated"].get("val_samples") for r in setting.runs
+                        if (r["summary"].get("evaluated") or {}).get("val_samples")), None)
+        test_samples = next((r["summary"]["evaluated"].get("test_samples") for r in setting.runs
+                             if (r["summary"].get("evaluated") or {}).get("test_samples")), None)
+        totals = {"val/acc": samples, "train/acc": samples, "test/acc": test_samples}
+        setting.estimates = {m: estimate(setting.values(m), totals.get(m), low=0.0, high=1.0 if m.endswith("acc") else math.inf)
+                             for m in METRICS if setting.values(m)}
+    return list(settings.values())
+
+
+def _fingerprint(run: dict) -> str | None:
+    return (run["summary"].get("evaluated") or {}).get("fingerprint")
+
+
+def _correct(run: dict, split: str) -> np.ndarray | None:
+    path = Path(run["dir"]) / "predictions.npz"
+    if not path.exists():
+        return None
+    with np.load(path) as saved:
+        return saved[f"{split}_predicted"] == saved[f"{split}_label"]
+
+
+def _check_same_samples(a: Setting, b: Setting, shared: list) -> None:
+    for replicate in shared:
+        fa, fb = _fingerprint(a.by_replicate()[replicate]), _fingerprint(b.by_replicate()[replicate])
+        if fa and fb and fa != fb:
+            keys = sorted(k for k in a.overrides.keys() | b.overrides.keys() if a.overrides.get(k) != b.overrides.get(k))
+            data_keys = [k for k in keys if k.startswith("data")] or keys or ["data"]
+            raise ReportError(", ".join(data_keys), f"'{a.name}' and '{b.name}' are evaluated on different samples "
+                              f"(seed, split {replicate}), so they cannot be compared as paired; report them "
+                              "separately: python -m trainlab.report <folder> --only KEY=VALUE")
+
+
+def compare(a: Setting, b: Setting, metric: str) -> Comparison | None:
+    """a - b on metric: paired t over shared replicates (>= 2), else McNemar on one shared evaluation set
+    (accuracies only), else Welch's t over unpaired replicates; None when nothing can be tested."""
+    shared = sorted(set(a.by_replicate()) & set(b.by_replicate()), key=str)
+    _check_same_samples(a, b, shared)
+    if len(shared) >= 2:
+        return paired_t(a.values(metric, shared), b.values(metric, shared))
+    split = metric.split("/")[0]
+    if shared and metric.endswith("/acc") and split in ("val", "test"):
+        correct_a, correct_b = _correct(a.by_replicate()[shared[0]], split), _correct(b.by_replicate()[shared[0]], split)
+        if correct_a is not None and correct_b is not None:
+            return mcnemar(correct_a, correct_b)
+    if len(a.values(metric)) >= 2 and len(b.values(metric)) >= 2:
+        return welch(a.values(metric), b.values(metric))
+    return None
+
+
+def higher_is_better(metric: str) -> bool:
+    return metric.endswith("acc")
+
+
+def rank(settings: list[Setting], metric: str = RANK_METRIC) -> list[Setting]:
+    """Best mean `metric` first; each other setting tested against the best, Holm-corrected; ties share rank 1."""
+    sign = 1 if higher_is_better(metric) else -1
+    scored = sorted((s for s in settings if metric in s.estimates), key=lambda s: -sign * s.estimates[metric].mean)
+    unscored = [s for s in settings if metric not in s.estimates]
+    if not scored:
+        return unscored
+    best, others = scored[0], scored[1:]
+    best.rank = "1"
+    tested = [(s, compare(best, s, metric)) for s in others]
+    p_values = holm([c.p for _, c in tested if c is not None])
+    adjusted = iter(p_values)
+    for position, (setting, comparison) in enumerate(tested, start=2):
+        setting.versus_best = comparison
+        setting.p_holm = next(adjusted) if comparison is not None else None
+        setting.rank = "=1" if setting.tied else str(position)
+    return scored + unscored
+
+
+def versus_best_text(setting: Setting, comparisons: int) -> str:
+    if setting.rank == "1":
+        return "best"
+    if setting.versus_best is None:
+        return "not tested (no shared evaluation or replicates)" if setting.runs else "-"
+    c = setting.versus_best
+    verdict = "tied" if setting.tied else "worse"
+    holm_note = f", Holm over {comparisons}" if comparisons > 1 else ""
+    return f"{verdict} ({c.test}, p={setting.p_holm:.3g}{holm_note})"
+
+
+def fit_summary(setting: Setting) -> str:
+    """A setting's verdict: the single run's, or how many replicates got each verdict."""
+    if not setting.runs:
+        return "failed: " + " ".join(str(setting.failed[0]["summary"].get("error") or "no reason recorded").split())[:120]
+    verdicts = [(r["summary"].get("verdict") or {}) for r in setting.runs]
+    fits = [v.get("fit") for v in verdicts if v.get("fit")]
+    if not fits:
+        return "-"
+    if len(setting.runs) == 1:
+        reason = str(verdicts[0].get("reason") or "")
+        return fits[0] + (f": {reason.split(';')[0]}" if reason else "")
+    counts = {fit: fits.count(fit) for fit in dict.fromkeys(fits)}
+    top = max(counts, key=counts.get)
+    text = f"{top} ({counts[top]} of {len(fits)} replicates)"
+    rest = ", ".join(f"{fit} {k}" for fit, k in counts.items() if fit != top)
+    failed = f", {len(setting.failed)} failed" if setting.failed else ""
+    return text + (f"; {rest}" if rest else "") + failed

@@ -27,7 +27,7 @@ lock: setup
 clean:
 	rm -rf $(VENV) outputs .pytest_cache
 
-# Runs every shipped experiment (several minutes on 2 cores) and rewrites README's Results section.
+# Runs every shipped experiment with its replicates (about 20 minutes on 2 cores) and rewrites README's Results section.
 results: setup
 	$(PY) scripts/results.py $(ARGS)
 

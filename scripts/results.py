@@ -1,6 +1,7 @@
 """Runs every shipped experiment on the embedded data and writes README's "Results" section.
 
     make results        # or: python scripts/results.py [experiment ...]
+    python scripts/results.py --readme    # only rewrite README.md from results/
 
 Sweeps run, with each experiment's own replicates, into outputs/results/<experiment>/ (git-ignored,
 with checkpoints and logs); each sweep's settings and claims tables, claims.json and plots are copied
@@ -30,8 +31,7 @@ EXPERIMENTS = {
     "regularization": ([], "dropout x weight decay x early stopping (patience 3, or 1000 = off) on a 2 x 1024 net"),
     "batch_lr": ([], "batch size x learning rate with plain SGD"),
     "scaling": ([], "z-score vs min-max vs raw pixels, with SGD and Adam"),
-    "precision": ([], "32-true vs bf16-mixed vs 16-mixed (runs as bf16-mixed on a CPU): accuracy and time "
-                      "(a run's time includes loading the data, which the first job of a sweep parses from csv)"),
+    "precision": ([], "32-true vs bf16-mixed vs 16-mixed (runs as bf16-mixed on a CPU): accuracy"),
     "imdb_overfit": (["data=bbc_news"], "the notes' IMDB overfitting recipe on the embedded BBC News"),
 }
 
@@ -91,10 +91,11 @@ def claims_table(names: list[str]) -> str:
 
 
 def main(names: list[str]) -> None:
-    unknown = set(names) - set(EXPERIMENTS)
+    readme_only = names == ["--readme"]
+    unknown = set(names) - set(EXPERIMENTS) if not readme_only else set()
     if unknown:
-        sys.exit(f"error: unknown experiment(s) {sorted(unknown)}; choose from {list(EXPERIMENTS)}")
-    for name in names or EXPERIMENTS:
+        sys.exit(f"error: unknown experiment(s) {sorted(unknown)}; choose from {list(EXPERIMENTS)} (or --readme)")
+    for name in [] if readme_only else names or EXPERIMENTS:
         sweep, seconds = run(name, EXPERIMENTS[name][0])
         if (sweep / "report.md").exists():
             collect(name, sweep, seconds)

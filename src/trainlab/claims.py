@@ -126,6 +126,8 @@ def _best(claim: dict, s: Setting, ranked: list[Setting]) -> tuple[str, str]:
     metric = claim["metric"]
     e = s.estimates.get(metric)
     top = ranked[0]
+    if e is None:
+        return NOT_SIGNIFICANT, f"no {metric} recorded"
     if s is top:
         tied = [o.name for o in ranked[1:] if o.tied]
         if tied:
@@ -135,7 +137,7 @@ def _best(claim: dict, s: Setting, ranked: list[Setting]) -> tuple[str, str]:
         return NOT_SIGNIFICANT, (f"{metric} {e.text()} is tied with the first, {top.name} ({top.estimates[metric].text()}; "
                                  f"{s.versus_best.test} p={s.p_holm:.3g}, Holm)")
     detail = f"{s.versus_best.test} p={s.p_holm:.3g}, Holm" if s.versus_best else "untested"
-    return CONTRADICTED, f"{metric} {e.text() if e else '-'} is below the first, {top.name} ({top.estimates[metric].text()}; {detail})"
+    return CONTRADICTED, f"{metric} {e.text()} is below the first, {top.name} ({top.estimates[metric].text()}; {detail})"
 
 
 def _turned(history: list[dict]) -> bool:

@@ -1,4 +1,4 @@
-"""Compare the runs of a sweep (or one run) without W&B: a table, learning curves and a web page.
+"""Compare the runs of a sweep (or one run) without W&B: tables with uncertainty, learning curves, a web page.
 
     python -m trainlab.report outputs/multirun/<date_time>      # or one run folder
 
@@ -26,7 +26,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 import yaml
-from trainlab import claims as claims_
+
+from trainlab.claims import evaluate as evaluate_claims
 from trainlab.compare import (RANK_METRIC, ReportError, Setting, fit_summary, group_settings, is_setting_override,
                               rank, replicate_id, run_metrics, versus_best_text)
 from trainlab.plots import DPI, FIGSIZE, shorten, write_plots
@@ -42,7 +43,8 @@ STYLE = ("body{font-family:sans-serif;margin:2em} table{border-collapse:collapse
 
 
 def load_runs(folder: Path) -> list[dict]:
-    """One dict per summary.json below folder: name, path, summary, overrides, failed, history."""
+    """One dict per summary.json below folder: name, dir, summary, overrides, failed, config (its saved
+    config.yaml), replicate ((seed, split_seed)), metrics (of the tested model) and history."""
     runs = []
     for path in sorted(folder.rglob("summary.json")):
         run_dir = path.parent
@@ -208,11 +210,9 @@ def wandb_project(runs: list[dict]) -> str | None:
     for run in runs:
         wandb_dir = run["dir"] / "wandb"
         if any(d.is_dir() for pattern in ("offline-run-*", "run-*") for d in wandb_dir.glob(pattern)):
-            try:
-                logger = (yaml.safe_load((run["dir"] / "config.yaml").read_text()) or {}).get("logger") or {}
-            except (OSError, yaml.YAMLError, AttributeError):
-                logger = {}
-            return logger.get("project") or os.environ.get("WANDB_PROJECT", "trainlab")
+            logger = run["config"].get("logger")
+            project = logger.get("project") if isinstance(logger, dict) else None
+            return project or os.environ.get("WANDB_PROJECT", "trainlab")
     return None
 
 
@@ -261,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     runs.sort(key=table_order)
     try:  # everything is evaluated before anything is written
         ranked = rank(group_settings(runs))
-        records = claims_.evaluate(sweep_claims(runs), ranked)
+        records = evaluate_claims(sweep_claims(runs), ranked)
     except ReportError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -100,12 +100,18 @@ def test_xavier_gain_follows_activation(tmp_path, activation, gain):
     assert w.std().item() == pytest.approx(expected_std, rel=0.05)
 
 
-def test_kaiming_follows_leaky_relu_slope(tmp_path):
+@pytest.mark.parametrize("model", ["hourglass", "pyramid", "uniform", "custom", "bnnet", "text_bow", "text_embed"])
+@pytest.mark.parametrize(("scheme", "std"), [
+    ("xavier_normal", lambda fan_in, fan_out: 5 / 3 * math.sqrt(2 / (fan_in + fan_out))),  # tanh's gain
+    ("kaiming_normal", lambda fan_in, fan_out: math.sqrt(2 / (1 + 0.5**2)) / math.sqrt(fan_in))])  # leaky slope 0.5
+def test_init_follows_the_activation_for_every_model(tmp_path, model, scheme, std):
+    # text_embed's first module is its pooled embedding: the activation must not be guessed from it.
+    activation = ["activation=tanh"] if scheme == "xavier_normal" else ["activation=leaky_relu", "activation.negative_slope=0.5"]
     torch.manual_seed(0)
-    net = build(tmp_path, "model=uniform", "model.width=1024", "model.depth=2", "init=kaiming_normal",
-                "activation=leaky_relu", "activation.negative_slope=0.5")
-    w = linear_weights(net)[1]  # 1024 -> 1024, fan_in 1024
-    assert w.std().item() == pytest.approx(math.sqrt(2 / (1 + 0.5**2)) / 32, rel=0.05)
+    net = build(tmp_path, f"model={model}", f"init={scheme}", *activation, features=2000)
+    first_hidden = linear_weights(net)[0]
+    fan_out, fan_in = first_hidden.shape
+    assert first_hidden.std().item() == pytest.approx(std(fan_in, fan_out), rel=0.05)
 
 
 def test_other_init_schemes(tmp_path):

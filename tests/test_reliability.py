@@ -31,17 +31,22 @@ def signal_at(tmp_path, epoch, batch, name="SIGKILL"):
 
 
 def test_resume_after_sigkill_mid_epoch_matches_an_uninterrupted_run(tmp_path, monkeypatch):
+    # Val loss stops improving after epoch 3 of 0-5, so last.ckpt must be rewritten without a new best.
     with_tests_on_path(monkeypatch)
-    whole = run_cli(*RUN, f"hydra.run.dir={tmp_path / 'whole'}")
+    run = (*RUN, "trainer.max_epochs=6", "callbacks.early_stopping=null")
+    whole = run_cli(*run, f"hydra.run.dir={tmp_path / 'whole'}")
     assert whole.returncode == 0, whole.stderr[-2000:]
-    killed = run_cli(*RUN, signal_at(tmp_path, epoch=2, batch=3), f"hydra.run.dir={tmp_path / 'killed'}")
+    killed = run_cli(*run, signal_at(tmp_path, epoch=5, batch=3), f"hydra.run.dir={tmp_path / 'killed'}")
     assert killed.returncode == -9 and not (tmp_path / "killed" / "summary.json").exists()
+    expected = json.loads((tmp_path / "whole" / "summary.json").read_text())
+    assert expected["best_epoch"] < 4
+    # The resume starts in the epoch that was killed: last.ckpt holds the epoch before it, not the best.
+    assert torch.load(tmp_path / "killed" / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 4
     resumed = run_cli(f"resume={tmp_path / 'killed'}", f"hydra.run.dir={tmp_path / 'resume_log'}")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    expected = json.loads((tmp_path / "whole" / "summary.json").read_text())
     got = json.loads((tmp_path / "killed" / "summary.json").read_text())
     assert got["final"] == expected["final"] and got["test"] == expected["test"]
-    assert [h["epoch"] for h in got["history"]] == [0, 1, 2, 3]
+    assert [h["epoch"] for h in got["history"]] == list(range(6))
 
 
 @pytest.mark.parametrize("name", ["SIGINT", "SIGTERM"])

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import nn
 
 from trainlab.stats import gap_is_noise
@@ -150,6 +151,30 @@ class DeadUnits(L.Callback):
         self._never_active = []
         pl_module.log_dict(fractions)
         self.report = fractions
+
+
+class BestAndLastCheckpoint(ModelCheckpoint):
+    """ModelCheckpoint whose `last.ckpt` is the last epoch's, written at every epoch end.
+
+    Lightning 2.6 writes `last.ckpt` only at a step that also wrote a top-k checkpoint, so after the
+    best epoch it kept the best epoch, and `resume=` after a kill re-trained every epoch since.
+    """
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self._should_save_on_train_epoch_end(trainer):
+            self._save_last_if_not_saved(trainer)
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if not self._should_save_on_train_epoch_end(trainer):
+            self._save_last_if_not_saved(trainer)
+
+    def _save_last_if_not_saved(self, trainer) -> None:
+        # Skipped when Lightning already saved at this step (a new best, with last.ckpt), in sanity
+        # checks, outside fit and under fast_dev_run.
+        if self.save_last and not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
 
 class InterruptCheckpoint(L.Callback):

@@ -127,10 +127,13 @@ def _gain_name(activation: nn.Module) -> tuple[str, float | None]:
     return "linear", None
 
 
-def init_weights(net: nn.Module, scheme: str, bias: float | None = None, **params) -> None:
-    """Initialise every Linear layer of `net` with a torch.nn.init scheme via `module.apply`."""
-    activation = next((m for m in net.modules() if not isinstance(m, (nn.Linear, nn.Sequential, nn.Dropout,
-                                                                      nn.BatchNorm1d, nn.LayerNorm, nn.GroupNorm))), None)
+def init_weights(net: nn.Module, scheme: str, bias: float | None = None, activation: nn.Module | None = None,
+                 **params) -> None:
+    """Initialise every Linear layer of `net` with a torch.nn.init scheme via `module.apply`.
+
+    `activation` (the hidden layers' nonlinearity) sets Xavier's and orthogonal's gain and Kaiming's
+    nonlinearity; None means linear.
+    """
     name, param = _gain_name(activation) if activation is not None else ("linear", None)
     gain = nn.init.calculate_gain(name, param)
     # Kaiming takes the nonlinearity itself; torch supports only the ReLU family there.
@@ -186,7 +189,7 @@ def build_mlp(in_features: int, num_outputs: int, model_cfg: dict, activation: C
                           f"{', '.join(inspect.signature(hidden_widths).parameters)}")
     net = MLP(in_features, num_outputs, hidden_widths(**shape_keys), activation, norm,
               model_cfg.get("dropout", 0.0), encoder)
-    init_weights(net, **init_cfg)
+    init_weights(net, activation=activation(), **init_cfg)
     return net
 
 

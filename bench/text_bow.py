@@ -134,7 +134,7 @@ def run_trainlab(folder: Path, epochs: int, torch) -> tuple[list[float], list[fl
     from datasets import disable_progress_bars
 
     from trainlab.models import build_mlp
-    from trainlab.module import Classifier
+    from trainlab.module import Classifier, output_size
     from trainlab.text import TextDataModule
 
     disable_progress_bars()
@@ -146,7 +146,7 @@ def run_trainlab(folder: Path, epochs: int, torch) -> tuple[list[float], list[fl
 
     dm = TextDataModule(loader, encoder={"kind": "multi_hot", "num_words": VOCAB}, batch_size=BATCH, shuffle_seed=SEED)
     torch.manual_seed(SEED)
-    net = build_mlp(dm.num_features, 1, {"shape": "custom", "hidden": [16, 16], "dropout": 0.0},
+    net = build_mlp(dm.num_features, output_size(dm.num_classes), {"shape": "custom", "hidden": [16, 16], "dropout": 0.0},
                     torch.nn.ReLU, None, {"scheme": "default", "bias": None})
     module = Classifier(net, dm.num_classes, lambda params: torch.optim.RMSprop(params, lr=LR))
 

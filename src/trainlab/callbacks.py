@@ -13,6 +13,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import nn
 
+from trainlab.module import output_size
 from trainlab.stats import gap_is_noise
 
 log = logging.getLogger("trainlab")
@@ -214,7 +215,7 @@ class NaNGuard(L.Callback):
         values = x.values() if x.layout == torch.sparse_csr else x  # multi-hot text batches are sparse
         finite_inputs = bool(torch.isfinite(values.float()).all()) if x.is_floating_point() else True
         outputs = _linear_layers(pl_module.net)[-1].out_features
-        needed = 1 if dm.num_classes == 2 else dm.num_classes
+        needed = output_size(dm.num_classes)
         max_abs = features.abs().max().item() if features is not None else math.nan
         lines = [
             f"loss became {loss.item()} at epoch {trainer.current_epoch}, step {trainer.global_step}",

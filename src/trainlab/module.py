@@ -17,6 +17,11 @@ VAL_LOADERS = ("val", "train")  # the datamodule's validation loaders, in order
 SPARSE_DTYPES = (torch.float32, torch.float64)
 
 
+def output_size(num_classes: int) -> int:
+    """The logits a classifier's net outputs: one (sigmoid, binary cross-entropy) for two classes, else one each."""
+    return 1 if num_classes == 2 else num_classes
+
+
 class Classifier(L.LightningModule):
     """Classifier; logs `<stage>/loss` and `<stage>/acc` once per epoch, and the generalisation gap.
 
@@ -30,7 +35,7 @@ class Classifier(L.LightningModule):
                  scheduler: Callable[..., object] | None = None):
         super().__init__()
         self.net, self.optimizer_factory, self.scheduler_factory = net, optimizer, scheduler
-        self.binary = num_classes == 2
+        self.binary = output_size(num_classes) == 1
         # Labels are checked against the output size when the data loads: the accuracy's own per-step
         # argument checks would only cost time.
         accuracy = (BinaryAccuracy(validate_args=False) if self.binary

@@ -26,7 +26,7 @@ from trainlab.callbacks import NonFiniteLoss
 from trainlab.compare import is_setting_override
 from trainlab.errors import ConfigError
 from trainlab.models import build_mlp, count_parameters, estimate_memory
-from trainlab.module import Classifier
+from trainlab.module import Classifier, output_size
 
 log = logging.getLogger("trainlab")
 
@@ -225,8 +225,7 @@ def train(cfg: DictConfig) -> dict:
     if getattr(datamodule, "label_names", None):
         (out / "labels.json").write_text(json.dumps(dict(enumerate(datamodule.label_names)), indent=2))
     norm = build(cfg.norm) if cfg.norm else None
-    outputs = 1 if datamodule.num_classes == 2 else datamodule.num_classes  # one sigmoid logit for two classes
-    net = build_mlp(datamodule.num_features, outputs, OmegaConf.to_container(cfg.model),
+    net = build_mlp(datamodule.num_features, output_size(datamodule.num_classes), OmegaConf.to_container(cfg.model),
                     build(cfg.activation), norm, OmegaConf.to_container(cfg.init))
     scheduler = build(cfg.scheduler) if cfg.scheduler else None
     module = Classifier(net, datamodule.num_classes, build(cfg.optim), scheduler)

@@ -4,13 +4,16 @@ import sys
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from trainlab.errors import ConfigError, check_replicates
+
 
 def replicate_seeds(replicates, seed) -> str:
     """The sweep's `seed` values for `replicates=N`: N seeds from `seed` on (seed=42 replicates=3: 42,43,44)."""
-    if not isinstance(replicates, int) or isinstance(replicates, bool) or replicates < 1:
-        print(f"error: replicates: must be an integer >= 1 (runs per setting, one seed each), got {replicates!r}",
-              file=sys.stderr)
-        raise SystemExit(2)
+    try:
+        check_replicates(replicates)
+    except ConfigError as error:  # resolved while Hydra sets up the sweep: one line, not its traceback
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
     return str(seed) if replicates == 1 else f"range({seed},{seed + replicates})"
 
 

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from trainlab.claims import evaluate
-from trainlab.compare import ReportError, group_settings, rank
+from trainlab.compare import group_settings, rank
+from trainlab.errors import ConfigError
 from trainlab.report import add_combinations
 
 SEEDS = (1, 2, 3, 4, 5)
@@ -131,7 +132,7 @@ def test_claim_on_a_setting_the_sweep_did_not_run(tmp_path):
     ({"kind": "best", "setting": {"optim": "adam"}, "metric": "test/acc"}, "claims[0].metric")])
 def test_bad_claims_name_the_key(tmp_path, claim, key):
     runs = replicated(tmp_path, ADAM, 0.95) + replicated(tmp_path, SGD, 0.9)
-    with pytest.raises(ReportError, match=rf"^{key.replace('[', '.').replace(']', '.')}: "):
+    with pytest.raises(ConfigError, match=rf"^{key.replace('[', '.').replace(']', '.')}: "):
         evaluate([{"text": "bad", **claim}], settings(runs))
 
 
@@ -161,5 +162,5 @@ def test_single_runs_are_compared_by_mcnemar_on_saved_predictions(tmp_path):
 def test_settings_evaluated_on_different_samples_are_refused(tmp_path):
     runs = [fake_run(tmp_path, ["data.val_fraction=0.1"], 1, 0.95, fingerprint="a"),
             fake_run(tmp_path, ["data.val_fraction=0.2"], 1, 0.90, fingerprint="b")]
-    with pytest.raises(ReportError, match=r"^data.val_fraction: .* evaluated on different samples"):
+    with pytest.raises(ConfigError, match=r"^data.val_fraction: .* evaluated on different samples"):
         settings(runs)

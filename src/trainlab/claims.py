@@ -19,22 +19,21 @@ from __future__ import annotations
 
 import math
 
-from trainlab.compare import METRICS, RANK_METRIC, ReportError, Setting, compare, higher_is_better, override_key
+from trainlab.compare import METRICS, RANK_METRIC, Setting, compare, higher_is_better, override_key
+from trainlab.errors import ConfigError
 from trainlab.stats import ALPHA
 
+# kind -> the keys it needs beside text and setting
 KINDS = {
-    "better": "setting beats `than` on metric",
-    "same": "setting and `than` differ by less than tolerance on metric",
-    "best": "setting ranks first on metric, or is tied with the first",
-    "above": "setting's metric is above value",
-    "below": "setting's metric is below value",
-    "near": "setting's metric is within tolerance of value",
-    "turn": "val loss rises after its minimum while train loss keeps falling (each replicate)",
+    "better": ("than", "metric"),                # setting beats `than` on metric
+    "same": ("than", "metric", "tolerance"),     # setting and `than` differ by less than tolerance
+    "best": ("metric",),                         # setting ranks first on metric, or is tied with the first
+    "above": ("metric", "value"),                # setting's metric is above value
+    "below": ("metric", "value"),                # setting's metric is below value
+    "near": ("metric", "value", "tolerance"),    # setting's metric is within tolerance of value
+    "turn": (),                                  # val loss rises after its minimum while train loss falls
 }
 REPRODUCED, NOT_SIGNIFICANT, CONTRADICTED, NOT_RUN = "reproduced", "not significant", "contradicted", "not run"
-REQUIRED = {"better": ("than", "metric"), "same": ("than", "metric", "tolerance"), "best": ("metric",),
-            "above": ("metric", "value"), "below": ("metric", "value"), "near": ("metric", "value", "tolerance"),
-            "turn": ()}
 TURN_RISE = 0.02  # val loss must end this much (relative) above its minimum to count as a turn
 
 
@@ -45,18 +44,18 @@ def validate(claims: list[dict], settings: list[Setting]) -> None:
         where = f"claims[{i}]"
         kind = claim.get("kind")
         if kind not in KINDS:
-            raise ReportError(f"{where}.kind", f"unknown kind {kind!r}; use one of {', '.join(KINDS)}")
-        for key in ("text", "setting", *REQUIRED[kind]):
+            raise ConfigError(f"{where}.kind", f"unknown kind {kind!r}; use one of {', '.join(KINDS)}")
+        for key in ("text", "setting", *KINDS[kind]):
             if claim.get(key) is None:
-                raise ReportError(f"{where}.{key}", f"a '{kind}' claim needs {key}")
+                raise ConfigError(f"{where}.{key}", f"a '{kind}' claim needs {key}")
         if kind != "turn" and claim["metric"] not in METRICS:
-            raise ReportError(f"{where}.metric", f"unknown metric {claim['metric']!r}; use one of {', '.join(METRICS)}")
+            raise ConfigError(f"{where}.metric", f"unknown metric {claim['metric']!r}; use one of {', '.join(METRICS)}")
         if kind == "best" and claim["metric"] != RANK_METRIC:
-            raise ReportError(f"{where}.metric", f"settings are ranked on {RANK_METRIC}; a 'best' claim must use it")
+            raise ConfigError(f"{where}.metric", f"settings are ranked on {RANK_METRIC}; a 'best' claim must use it")
         for part in ("setting", "than"):
             for key in claim.get(part) or {}:
                 if key not in swept:
-                    raise ReportError(f"{where}.{part}.{key}", f"this sweep does not vary {key!r} (it varies "
+                    raise ConfigError(f"{where}.{part}.{key}", f"this sweep does not vary {key!r} (it varies "
                                       f"{', '.join(sorted(swept)) or 'nothing'}); name a swept key")
 
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
+from trainlab.errors import ConfigError
 from trainlab.stats import ALPHA, Comparison, Estimate, estimate, holm, mcnemar, paired_t, welch
 
 REPLICATE_KEYS = ("seed", "data.split_seed")
@@ -20,13 +22,6 @@ REPLICATE_KEYS = ("seed", "data.split_seed")
 TOOLING = ("replicates", "logger", "threads", "callbacks.progress_bar", "hydra", "paths")
 METRICS = ("val/acc", "test/acc", "train/acc", "val/loss", "train/loss", "test/loss")
 RANK_METRIC = "val/acc"
-
-
-class ReportError(ValueError):
-    """A sweep or claim the report cannot evaluate honestly; the message names the key and the fix."""
-
-    def __init__(self, key: str, message: str):
-        super().__init__(f"{key}: {message}")
 
 
 def override_key(override: str) -> str:
@@ -71,11 +66,18 @@ class Setting:
         return len(self.runs)
 
     def values(self, metric: str, replicates: list | None = None) -> list[float]:
-        runs = self.runs if replicates is None else [self.by_replicate()[r] for r in replicates]
+        runs = self.runs if replicates is None else [self.by_replicate[r] for r in replicates]
         return [r["metrics"][metric] for r in runs if metric in r["metrics"]]
 
+    @cached_property
     def by_replicate(self) -> dict[tuple, dict]:
+        """Completed runs by (seed, split); read once grouping is done."""
         return {r["replicate"]: r for r in self.runs}
+
+    def samples(self, split: str) -> int | None:
+        """How many samples the setting's runs were evaluated on in `split` (val or test)."""
+        return next((r["summary"]["evaluated"][f"{split}_samples"] for r in self.runs
+                     if f"{split}_samples" in (r["summary"].get("evaluated") or {})), None)
 
     @property
     def tied(self) -> bool:
@@ -93,11 +95,8 @@ def group_settings(runs: list[dict]) -> list[Setting]:
     for own, setting in settings.items():
         setting.name = ", ".join(o for o in own if o not in common) or "default"
     for setting in settings.values():
-        samples = next((r["summary"]["evaluated"].get("val_samples") for r in setting.runs
-                        if (r["summary"].get("evaluated") or {}).get("val_samples")), None)
-        test_samples = next((r["summary"]["evaluated"].get("test_samples") for r in setting.runs
-                             if (r["summary"].get("evaluated") or {}).get("test_samples")), None)
-        totals = {"val/acc": samples, "train/acc": samples, "test/acc": test_samples}
+        # The eval-mode train sample is as large as the val split.
+        totals = {"val/acc": setting.samples("val"), "train/acc": setting.samples("val"), "test/acc": setting.samples("test")}
         setting.estimates = {m: estimate(setting.values(m), totals.get(m), low=0.0, high=1.0 if m.endswith("acc") else math.inf)
                              for m in METRICS if setting.values(m)}
     return list(settings.values())
@@ -108,20 +107,24 @@ def _fingerprint(run: dict) -> str | None:
 
 
 def _correct(run: dict, split: str) -> np.ndarray | None:
-    path = Path(run["dir"]) / "predictions.npz"
-    if not path.exists():
-        return None
-    with np.load(path) as saved:
-        return saved[f"{split}_predicted"] == saved[f"{split}_label"]
+    """Which samples of `split` a run got right, from its predictions.npz (read once, kept on the run)."""
+    cache = run.setdefault("correct", {})
+    if split not in cache:
+        path = Path(run["dir"]) / "predictions.npz"
+        cache[split] = None
+        if path.exists():
+            with np.load(path) as saved:
+                cache[split] = saved[f"{split}_predicted"] == saved[f"{split}_label"]
+    return cache[split]
 
 
 def _check_same_samples(a: Setting, b: Setting, shared: list) -> None:
     for replicate in shared:
-        fa, fb = _fingerprint(a.by_replicate()[replicate]), _fingerprint(b.by_replicate()[replicate])
+        fa, fb = _fingerprint(a.by_replicate[replicate]), _fingerprint(b.by_replicate[replicate])
         if fa and fb and fa != fb:
             keys = sorted(k for k in a.overrides.keys() | b.overrides.keys() if a.overrides.get(k) != b.overrides.get(k))
             data_keys = [k for k in keys if k.startswith("data")] or keys or ["data"]
-            raise ReportError(", ".join(data_keys), f"'{a.name}' and '{b.name}' are evaluated on different samples "
+            raise ConfigError(", ".join(data_keys), f"'{a.name}' and '{b.name}' are evaluated on different samples "
                               f"(seed, split {replicate}), so they cannot be compared as paired; report them "
                               "separately: python -m trainlab.report <folder> --only KEY=VALUE")
 
@@ -129,13 +132,13 @@ def _check_same_samples(a: Setting, b: Setting, shared: list) -> None:
 def compare(a: Setting, b: Setting, metric: str) -> Comparison | None:
     """a - b on metric: paired t over shared replicates (>= 2), else McNemar on one shared evaluation set
     (accuracies only), else Welch's t over unpaired replicates; None when nothing can be tested."""
-    shared = sorted(set(a.by_replicate()) & set(b.by_replicate()), key=str)
+    shared = sorted(set(a.by_replicate) & set(b.by_replicate), key=str)
     _check_same_samples(a, b, shared)
     if len(shared) >= 2:
         return paired_t(a.values(metric, shared), b.values(metric, shared))
     split = metric.split("/")[0]
     if shared and metric.endswith("/acc") and split in ("val", "test"):
-        correct_a, correct_b = _correct(a.by_replicate()[shared[0]], split), _correct(b.by_replicate()[shared[0]], split)
+        correct_a, correct_b = _correct(a.by_replicate[shared[0]], split), _correct(b.by_replicate[shared[0]], split)
         if correct_a is not None and correct_b is not None:
             return mcnemar(correct_a, correct_b)
     if len(a.values(metric)) >= 2 and len(b.values(metric)) >= 2:

@@ -7,3 +7,10 @@ class ConfigError(ValueError):
     def __init__(self, key: str, message: str):
         super().__init__(f"{key}: {message}")
         self.key = key
+
+
+def check_replicates(replicates) -> int:
+    """`replicates` is a count of runs per setting: an integer >= 1."""
+    if not isinstance(replicates, int) or isinstance(replicates, bool) or replicates < 1:
+        raise ConfigError("replicates", f"must be an integer >= 1 (runs per setting, one seed each), got {replicates!r}")
+    return replicates

@@ -10,6 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
@@ -34,20 +35,18 @@ class WritableOutputDir(Callback):
         ensure_writable(config.hydra.sweep.dir, "hydra.sweep.dir")
 
 
-SWEEP_SYNTAX = (",", "range(", "choice(", "glob(", "interval(")
-
-
 class ReplicateSeeds(Callback):
     """`seed=7` on a sweep's command line would replace the seeds `replicates=N` sweeps: one seed, silently."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         replicates = config.get("replicates", 1)
-        for override in config.hydra.overrides.task:
-            key, _, value = override.partition("=")
-            if key == "seed" and isinstance(replicates, int) and replicates > 1 and not any(s in value for s in SWEEP_SYNTAX):
-                start = int(value) if value.lstrip("-").isdigit() else value
+        if not isinstance(replicates, int) or replicates < 2:
+            return
+        for override in OverridesParser.create().parse_overrides(list(config.hydra.overrides.task)):
+            if override.key_or_group == "seed" and not override.is_sweep_override():
+                start = override.value()
                 hint = f"seed=range({start},{start + replicates})" if isinstance(start, int) else "a list, seed=1,2,3"
-                print(f"error: seed: seed={value} would replace the {replicates} seeds that replicates={replicates} sweeps, "
+                print(f"error: seed: seed={start} would replace the {replicates} seeds that replicates={replicates} sweeps, "
                       f"leaving one; write {hint}, or leave seed out", file=sys.stderr)
                 raise SystemExit(2)
 

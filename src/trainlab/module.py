@@ -55,11 +55,15 @@ class Classifier(L.LightningModule):
             x = x.to_dense()  # sparse matmul has float32/float64 kernels only; autocast would ask for 16 bits
         return self.net(x)
 
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+        """float32 logits; one per sample for two classes."""
+        logits = self(x).float()
+        return logits.squeeze(-1) if self.binary else logits
+
     def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
         x, y = batch
-        logits = self(x).float()
+        logits = self._logits(x)
         if self.binary:
-            logits = logits.squeeze(-1)
             loss = F.binary_cross_entropy_with_logits(logits, y.float())
             predictions = torch.sigmoid(logits.detach())  # probabilities, so the metric never guesses
         else:
@@ -87,8 +91,8 @@ class Classifier(L.LightningModule):
     def predict_step(self, batch, batch_idx, dataloader_idx: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         """(predicted class ids, labels): decided as the accuracy metric decides them."""
         x, y = batch
-        logits = self(x).float()
-        predicted = (torch.sigmoid(logits.squeeze(-1)) > 0.5).long() if self.binary else logits.argmax(-1)
+        logits = self._logits(x)
+        predicted = (torch.sigmoid(logits) > 0.5).long() if self.binary else logits.argmax(-1)
         return predicted, y
 
     def _epoch_values(self, stage: str) -> dict[str, float]:

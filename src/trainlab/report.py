@@ -28,8 +28,9 @@ from urllib.parse import quote
 import yaml
 
 from trainlab.claims import evaluate as evaluate_claims
-from trainlab.compare import (RANK_METRIC, ReportError, Setting, fit_summary, group_settings, is_setting_override,
-                              rank, replicate_id, run_metrics, versus_best_text)
+from trainlab.compare import (RANK_METRIC, REPLICATE_KEYS, Setting, fit_summary, group_settings, is_setting_override,
+                              override_key, rank, replicate_id, run_metrics, versus_best_text)
+from trainlab.errors import ConfigError
 from trainlab.plots import DPI, FIGSIZE, shorten, write_plots
 
 COLUMNS = ["combination", "train acc", "val acc", "train loss", "val loss", "test acc", "params", "time (s)", "verdict"]
@@ -101,8 +102,7 @@ def history_from_csv(path: Path) -> list[dict]:
 
 def add_combinations(runs: list[dict]) -> None:
     """combination = the overrides that differ between runs (all of them for a single run), tooling left out."""
-    own = [[o for o in r["overrides"] if is_setting_override(o) or o.split("=", 1)[0] in ("seed", "data.split_seed")]
-           for r in runs]
+    own = [[o for o in r["overrides"] if is_setting_override(o) or override_key(o) in REPLICATE_KEYS] for r in runs]
     common = set.intersection(*(set(o) for o in own)) if len(runs) > 1 else set()
     for run, overrides in zip(runs, own):
         differing = [o for o in overrides if o not in common]
@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     try:  # everything is evaluated before anything is written
         ranked = rank(group_settings(runs))
         records = evaluate_claims(sweep_claims(runs), ranked)
-    except ReportError as error:
+    except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     tables = {"settings": (SETTING_COLUMNS, setting_rows(ranked)), "runs": (COLUMNS, table_rows(runs))}

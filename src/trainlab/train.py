@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from trainlab.callbacks import NonFiniteLoss
 from trainlab.compare import is_setting_override
-from trainlab.errors import ConfigError
+from trainlab.errors import ConfigError, check_replicates
 from trainlab.models import build_mlp, count_parameters, estimate_memory
 from trainlab.module import Classifier, output_size
 
@@ -43,9 +43,7 @@ def check_config(cfg: DictConfig) -> None:
     """Reject impossible values before anything is built or trained (the rest are checked where used)."""
     if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool):
         raise ConfigError("seed", f"must be an integer, got {cfg.seed!r}")
-    replicates = cfg.get("replicates", 1)
-    if not isinstance(replicates, int) or isinstance(replicates, bool) or replicates < 1:
-        raise ConfigError("replicates", f"must be an integer >= 1 (runs per setting, one seed each), got {replicates!r}")
+    check_replicates(cfg.get("replicates", 1))
     optim = cfg.optim
     if not _is_number(optim.lr) or optim.lr <= 0:
         raise ConfigError("optim.lr", f"learning rate must be a number > 0, got {optim.lr!r}")
@@ -312,7 +310,7 @@ def run_from_cli(cfg: DictConfig) -> float | None:
     # SIGTERM (a scheduler's stop) behaves like Ctrl-C: interrupt_checkpoint saves before exit.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        if cfg.get("replicates", 1) != 1 and not job_identity()["group"]:
+        if check_replicates(cfg.get("replicates", 1)) > 1 and not job_identity()["group"]:
             raise ConfigError("replicates", f"replicates={cfg.replicates} repeats each setting of a sweep with its own "
                               "seed; add -m to run it as one (python train.py -m replicates=...)")
         return optimized_value(cfg, train(cfg))

@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 LOCK := requirements.lock
 
-.PHONY: setup train test clean lock results bench
+.PHONY: setup train test test-full lint clean lock results bench
 
 setup: $(VENV)/.installed
 
@@ -17,8 +17,19 @@ $(VENV)/.installed: pyproject.toml $(LOCK)
 train: setup
 	$(PY) train.py $(ARGS)
 
+TEST_ENV := HF_DATASETS_OFFLINE=1 HF_HUB_OFFLINE=1 WANDB_MODE=offline
+
+# The fast tier (~2 min on 2 cores): everything but the tests marked `full`.
 test: setup
-	HF_DATASETS_OFFLINE=1 HF_HUB_OFFLINE=1 WANDB_MODE=offline $(PY) -m pytest $(ARGS)
+	$(TEST_ENV) $(PY) -m pytest -m "not full" $(ARGS)
+
+# Both tiers (~6 min): adds subprocess sweeps, launchers, notebooks, DDP, kill/resume.
+# ARGS="-m full" runs the slow tier alone (as CI does after `make test`).
+test-full: setup
+	$(TEST_ENV) $(PY) -m pytest $(ARGS)
+
+lint: setup
+	$(PY) -m ruff check .
 
 # Re-pin after changing dependencies in pyproject.toml (then run `make test`).
 lock: setup

@@ -1,10 +1,9 @@
 """Entry point: `python train.py [group=option ...] [key=value ...]` (see README)."""
-import sys
-
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from trainlab.errors import ConfigError, check_replicates
+from trainlab.errors import ConfigError, exit_with
+from trainlab.schema import check_replicates
 
 
 def replicate_seeds(replicates, seed) -> str:
@@ -12,8 +11,7 @@ def replicate_seeds(replicates, seed) -> str:
     try:
         check_replicates(replicates)
     except ConfigError as error:  # resolved while Hydra sets up the sweep: one line, not its traceback
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
+        exit_with(error)
     return str(seed) if replicates == 1 else f"range({seed},{seed + replicates})"
 
 
@@ -23,9 +21,9 @@ OmegaConf.register_new_resolver("replicate_seeds", replicate_seeds, replace=True
 @hydra.main(config_path="conf", config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
     # Imported here so that `--help` and `--cfg job` never pay for importing torch.
-    from trainlab.train import run_from_cli
+    from trainlab.cli import run_job
 
-    return run_from_cli(cfg)
+    return run_job(cfg)
 
 
 if __name__ == "__main__":

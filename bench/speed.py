@@ -6,7 +6,7 @@ same tensors, taken from trainlab's own datamodule, starting from the same weigh
   hand      a minimal PyTorch loop: batches sliced from a torch.randperm each epoch, then per epoch the
             evaluation trainlab does too (eval mode, no_grad, loss + accuracy on val and on a fixed
             training sample of the same size), batched like trainlab's validation loaders;
-  trainlab  the real entry, `trainlab.train.train(cfg)` with cfg composed from conf/train.yaml as
+  trainlab  the real entry, `trainlab.pipeline.train_and_test(cfg)` with cfg composed from conf/train.yaml as
             tests/conftest.py does (default callbacks, logger=csv into a temp dir), plus one added
             callback, `+callbacks.epoch_timer._target_=bench.speed.EpochTimer`;
   floor     a LightningModule that only computes the loss, on trainlab's batches, in a Trainer with no
@@ -49,22 +49,25 @@ os.environ.update(HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1", WANDB_MODE="offli
 import lightning as L  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from hydra import compose, initialize_config_dir  # noqa: E402
-from hydra.utils import instantiate  # noqa: E402
 from lightning.pytorch.loggers import CSVLogger  # noqa: E402
-from omegaconf import OmegaConf  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 from torchmetrics import Accuracy  # noqa: E402
 
+from trainlab.build import compose_config  # noqa: E402
+from trainlab.callbacks import Diagnostic  # noqa: E402
 
-class EpochTimer(L.Callback):
+
+class EpochTimer(Diagnostic):
     """`epoch_s`: on_train_epoch_start -> on_validation_end; `full_s`: epoch start -> next start (or train end).
 
-    Its `report` is copied by trainlab.train into summary["diagnostics"]["epoch_timer"].
+    A trainlab Diagnostic: trainlab.summary writes its `report` into summary["diagnostics"]["epoch_timer"].
     """
 
+    name = "epoch_timer"
+
     def __init__(self):
-        self.report: dict[str, list[float]] = {"epoch_s": [], "full_s": []}
+        super().__init__()
+        self.report = {"epoch_s": [], "full_s": []}
         self._start: float | None = None
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
@@ -82,19 +85,17 @@ class EpochTimer(L.Callback):
 
 
 def make_cfg(out: str, *overrides: str):
-    """As tests/conftest.py: the composed conf/train.yaml, writing into `out`."""
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return compose("train", overrides=[f"paths.output_dir={out}", *overrides])
+    """The composed conf/train.yaml, writing into `out`, as `python train.py <overrides>` would."""
+    return compose_config(*overrides, output_dir=out)
 
 
 def parts(cfg):
     """The datamodule, a freshly seeded net (trainlab's initial weights) and the fixed training sample."""
-    from trainlab.models import build_mlp
+    from trainlab.build import build_datamodule, build_net
 
-    dm = instantiate(cfg.data, shuffle_seed=cfg.seed)
+    dm = build_datamodule(cfg)
     torch.manual_seed(cfg.seed)  # trainlab seeds before building the datamodule, which draws no torch numbers
-    net = build_mlp(dm.num_features, dm.num_classes, OmegaConf.to_container(cfg.model), instantiate(cfg.activation),
-                    instantiate(cfg.norm) if cfg.norm else None, OmegaConf.to_container(cfg.init))
+    net = build_net(cfg, dm.num_features, dm.num_classes)
     n_train, n_val = len(dm.splits["train"][1]), len(dm.splits["val"][1])
     sample = torch.randperm(n_train, generator=torch.Generator().manual_seed(cfg.data.split_seed))[:n_val].sort().values
     return dm, net, sample
@@ -131,12 +132,12 @@ def run_hand(batch: int, epochs: int, tmp: str) -> dict:
 
 
 def run_trainlab(batch: int, epochs: int, tmp: str, *overrides: str) -> dict:
-    from trainlab.train import train
+    from trainlab.pipeline import train_and_test
 
     cfg = make_cfg(tmp, f"data.batch_size={batch}", f"trainer.max_epochs={epochs}",
                    "+callbacks.epoch_timer._target_=bench.speed.EpochTimer", *overrides)
     with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):  # the progress bar still runs
-        summary = train(cfg)
+        summary = train_and_test(cfg)
     timer = summary["diagnostics"]["epoch_timer"]
     return {**timer, "val_acc": summary["final"]["val/acc"], "epochs": len(timer["epoch_s"])}
 
@@ -183,7 +184,8 @@ def run_usual(batch: int, epochs: int, tmp: str) -> dict:
     cfg = make_cfg(tmp, f"data.batch_size={batch}")
     dm, net, sample = parts(cfg)
     (x, y), (xv, yv) = dm.splits["train"], dm.splits["val"]
-    report, trainer = timed_fit(UsualModule(net, dm.num_classes), DataLoader(TensorDataset(x, y), batch_size=batch, shuffle=True),
+    report, trainer = timed_fit(UsualModule(net, dm.num_classes),
+                                DataLoader(TensorDataset(x, y), batch_size=batch, shuffle=True),
                                 [DataLoader(TensorDataset(xv, yv), batch_size=batch),
                                  DataLoader(TensorDataset(x[sample], y[sample]), batch_size=batch)],
                                 epochs, tmp, logger=CSVLogger(tmp), enable_checkpointing=True)
@@ -262,7 +264,7 @@ def main() -> None:
     load_after = os.getloadavg()
 
     medians: dict[tuple[str, int], tuple[float, float]] = {}
-    print(f"\nmedian per-epoch wall time (train + per-epoch evaluation), all epochs of all repeats pooled:")
+    print("\nmedian per-epoch wall time (train + per-epoch evaluation), all epochs of all repeats pooled:")
     for (method, batch), runs in results.items():
         epoch = statistics.median(t for r in runs for t in r["epoch_s"])
         full = statistics.median(t for r in runs for t in r["full_s"])

@@ -13,7 +13,7 @@ subprocess so that peak memory is per pipeline:
   trainlab  the files loaded as data=imdb loads the Hub's (`datasets.load_dataset("parquet")`: an
             Arrow cache, built once before the runs as a download is, then memory-mapped),
             trainlab.text.TextDataModule (multi_hot encoder: CSR rows, sparse batches),
-            trainlab.models.build_mlp, trainlab.module.Classifier and a Lightning Trainer.
+            trainlab.build.build_net (model=text_bow), trainlab.module.Classifier and a Lightning Trainer.
 
 Measured per pipeline: peak RSS above the RSS right after imports (reading, encoding, training),
 the median epoch time (training batches only; validation excluded in both) and the final val accuracy.
@@ -89,7 +89,7 @@ def write_corpus(folder: Path, docs: int, val_docs: int) -> None:
     load_corpus(folder)  # builds the Arrow cache once, as a Hub download is converted once, not in every run
 
 
-def load_corpus(folder: Path) -> "datasets.DatasetDict":  # noqa: F821
+def load_corpus(folder: Path) -> datasets.DatasetDict:  # noqa: F821
     from datasets import load_dataset
 
     files = {split: str(folder / f"{split}.parquet") for split in ("train", "validation")}
@@ -133,8 +133,8 @@ def run_trainlab(folder: Path, epochs: int, torch) -> tuple[list[float], list[fl
     import lightning as L
     from datasets import disable_progress_bars
 
-    from trainlab.models import build_mlp
-    from trainlab.module import Classifier, output_size
+    from trainlab.build import build_net, compose_config
+    from trainlab.module import Classifier
     from trainlab.text import TextDataModule
 
     disable_progress_bars()
@@ -146,8 +146,8 @@ def run_trainlab(folder: Path, epochs: int, torch) -> tuple[list[float], list[fl
 
     dm = TextDataModule(loader, encoder={"kind": "multi_hot", "num_words": VOCAB}, batch_size=BATCH, shuffle_seed=SEED)
     torch.manual_seed(SEED)
-    net = build_mlp(dm.num_features, output_size(dm.num_classes), {"shape": "custom", "hidden": [16, 16], "dropout": 0.0},
-                    torch.nn.ReLU, None, {"scheme": "default", "bias": None})
+    cfg = compose_config("model=text_bow", "activation=relu", "init=default", "norm=none", output_dir=folder)
+    net = build_net(cfg, dm.num_features, dm.num_classes)  # the notes' 10000-16-16-1 model, as model=text_bow builds it
     module = Classifier(net, dm.num_classes, lambda params: torch.optim.RMSprop(params, lr=LR))
 
     class EpochTimer(L.Callback):
@@ -179,7 +179,8 @@ def child(pipeline: str, folder: Path, epochs: int) -> None:
     import torch  # both pipelines import torch (and what they use) before the baseline RSS
 
     if pipeline == "trainlab":
-        import datasets, lightning, trainlab.module, trainlab.text  # noqa: E401,F401
+        import datasets  # noqa: E401,F401
+
     else:
         import sklearn.feature_extraction.text  # noqa: F401
     after_imports = rss_mib()
@@ -216,7 +217,8 @@ def main() -> None:
           f"\n{'':36}{'dense':>10}{'trainlab':>10}{'ratio':>8}")
     print(f"{'peak memory above imports (MiB)':36}{dense['peak_above_imports_mib']:>10.1f}"
           f"{lab['peak_above_imports_mib']:>10.1f}{memory:>8.3f}")
-    print(f"{'median epoch time, train only (s)':36}{dense['median_epoch_s']:>10.3f}{lab['median_epoch_s']:>10.3f}{epoch:>8.3f}")
+    print(f"{'median epoch time, train only (s)':36}{dense['median_epoch_s']:>10.3f}{lab['median_epoch_s']:>10.3f}"
+          f"{epoch:>8.3f}")
     print(f"{'final val accuracy':36}{dense['final_val_acc']:>10.4f}{lab['final_val_acc']:>10.4f}")
     print(f"ratio text_bow_peak_memory {memory:.3f}")
     print(f"ratio text_bow_epoch_time {epoch:.3f}")

@@ -9,19 +9,18 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
+from trainlab.build import compose_config
+
 ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
 
 os.environ.update(HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1", WANDB_MODE="offline")
 
 
 def make_cfg(tmp_path: Path, *overrides: str) -> DictConfig:
     """The composed train config, writing into tmp_path, as `python train.py <overrides>` would."""
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose("train", overrides=[f"paths.output_dir={tmp_path}", *overrides])
+    return compose_config(*overrides, output_dir=tmp_path)
 
 
 def run_cli(*args: str, cwd: Path = ROOT, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -74,5 +73,5 @@ def reviews_csv(tmp_path_factory) -> Path:
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["review", "stars"])
-        writer.writerows((t, "good" if y else "bad") for t, y in zip(texts, labels))
+        writer.writerows((t, "good" if y else "bad") for t, y in zip(texts, labels, strict=True))
     return path

@@ -32,7 +32,7 @@ def fake_run(tmp_path, overrides: list[str], seed: int, val_acc: float, val_loss
 
 
 def replicated(tmp_path, overrides: list[str], mean: float, spread: float = 1.0, **kwargs) -> list[dict]:
-    return [fake_run(tmp_path, overrides, s, mean + spread * j, **kwargs) for s, j in zip(SEEDS, JITTER)]
+    return [fake_run(tmp_path, overrides, s, mean + spread * j, **kwargs) for s, j in zip(SEEDS, JITTER, strict=True)]
 
 
 def settings(runs: list[dict]):
@@ -57,7 +57,8 @@ def test_better_is_decided_by_a_paired_test(tmp_path, adam, sgd, expected):
 
 
 def test_better_inside_the_noise_is_not_significant_and_says_what_was_needed(tmp_path):
-    runs = replicated(tmp_path, ADAM, 0.951) + [fake_run(tmp_path, SGD, s, 0.95 - 3 * j) for s, j in zip(SEEDS, JITTER)]
+    sgd = [fake_run(tmp_path, SGD, s, 0.95 - 3 * j) for s, j in zip(SEEDS, JITTER, strict=True)]
+    runs = replicated(tmp_path, ADAM, 0.951) + sgd
     record = outcome(runs, kind="better", setting={"optim": "adam"}, than={"optim": "sgd"}, metric="val/acc")
     assert record["outcome"] == "not significant" and "or narrower was needed" in record["evidence"]
 
@@ -124,7 +125,8 @@ def test_claim_on_a_setting_the_sweep_did_not_run(tmp_path):
 
 
 @pytest.mark.parametrize("claim, key", [
-    ({"kind": "better", "setting": {"optim": "adam"}, "than": {"optim": "sgd"}, "metric": "val/accuracy"}, "claims[0].metric"),
+    ({"kind": "better", "setting": {"optim": "adam"}, "than": {"optim": "sgd"}, "metric": "val/accuracy"},
+     "claims[0].metric"),
     ({"kind": "beats", "setting": {"optim": "adam"}}, "claims[0].kind"),
     ({"kind": "better", "setting": {"optimizer": "adam"}, "than": {"optim": "sgd"}, "metric": "val/acc"},
      "claims[0].setting.optimizer"),
@@ -149,7 +151,7 @@ def test_replicates_pool_into_one_setting_ranked_with_ties(tmp_path):
 def test_single_runs_are_compared_by_mcnemar_on_saved_predictions(tmp_path):
     runs = [fake_run(tmp_path, ADAM, 1, 0.95), fake_run(tmp_path, SGD, 1, 0.90)]
     labels = np.arange(500) % 10
-    for run, wrong in zip(runs, (25, 50)):
+    for run, wrong in zip(runs, (25, 50), strict=True):
         predicted = labels.copy()
         predicted[:wrong] = (predicted[:wrong] + 1) % 10
         np.savez(run["dir"] / "predictions.npz", val_predicted=predicted, val_label=labels,

@@ -6,9 +6,10 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from conftest import make_cfg
 from trainlab.data import ArrayDataModule, TensorBatches
 from trainlab.errors import ConfigError
+
+from conftest import make_cfg
 
 
 def datamodule(tmp_path, *overrides):
@@ -72,8 +73,6 @@ def test_batches_cover_each_sample_once_per_epoch():
 @pytest.mark.parametrize(("x", "y", "kwargs", "key"), [
     (np.array([[np.nan, 1.0]] * 20), np.arange(20) % 2, {}, "NaN"),
     (np.ones((20, 2)), np.array([0.5] * 20), {}, "labels"),
-    (np.ones((20, 2)), np.arange(20) % 2, {"scaler": "robust"}, "data.scaler"),
-    (np.ones((20, 2)), np.arange(20) % 2, {"batch_size": 0}, "data.batch_size"),
     (np.ones((20, 2)), np.arange(20) % 2, {"val_fraction": 0.0}, "data.val_fraction"),
     (np.ones((20, 2)), np.arange(20) % 2, {"val_fraction": 0.6, "test_fraction": 0.5}, "data.val_fraction"),
 ])

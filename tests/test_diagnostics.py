@@ -6,9 +6,11 @@ import json
 import pytest
 import torch
 
+from trainlab.callbacks import fit_verdict
+from trainlab.errors import NonFiniteLoss
+from trainlab.pipeline import train_and_test
+
 from conftest import make_cfg, run_cli
-from trainlab.callbacks import NonFiniteLoss, fit_verdict
-from trainlab.train import train
 from wandb_records import run_contents
 
 QUIET = ("logger=none", "callbacks.progress_bar.refresh_rate=0")
@@ -17,13 +19,13 @@ QUIET = ("logger=none", "callbacks.progress_bar.refresh_rate=0")
 @pytest.fixture(scope="module")
 def sigmoid_sgd(tmp_path_factory):
     path = tmp_path_factory.mktemp("sigmoid_sgd")
-    return train(make_cfg(path, "activation=sigmoid", "optim=sgd", "trainer.max_epochs=2", *QUIET))
+    return train_and_test(make_cfg(path, "activation=sigmoid", "optim=sgd", "trainer.max_epochs=2", *QUIET))
 
 
 @pytest.fixture(scope="module")
 def relu_adam(tmp_path_factory):
     path = tmp_path_factory.mktemp("relu_adam")
-    return train(make_cfg(path, "activation=relu", "optim=adam", "trainer.max_epochs=2", *QUIET))
+    return train_and_test(make_cfg(path, "activation=relu", "optim=adam", "trainer.max_epochs=2", *QUIET))
 
 
 def test_train_metrics_are_measured_like_val(relu_adam):
@@ -48,7 +50,7 @@ def test_verdicts_from_real_runs(sigmoid_sgd, relu_adam):
 
 
 def test_overfitting_verdict_names_the_stop_epoch(tmp_path):
-    summary = train(make_cfg(tmp_path, "trainer.max_epochs=12", "callbacks.early_stopping=null", *QUIET))
+    summary = train_and_test(make_cfg(tmp_path, "trainer.max_epochs=12", "callbacks.early_stopping=null", *QUIET))
     verdict = summary["verdict"]
     assert verdict["fit"] == "overfitting"
     assert verdict["stop_epoch"] == summary["best_epoch"] < 11
@@ -98,7 +100,8 @@ def test_dead_units_per_relu_layer(relu_adam, sigmoid_sgd):
 
 def test_dead_units_counts_units_that_never_fire(tmp_path):
     # Biases of -100 keep every hidden ReLU at zero: all units dead.
-    summary = train(make_cfg(tmp_path, "data=digits", "trainer.max_epochs=1", "init=zeros", "init.bias=-100", *QUIET))
+    summary = train_and_test(make_cfg(tmp_path, "data=digits", "trainer.max_epochs=1", "init=zeros", "init.bias=-100",
+                                      *QUIET))
     assert all(v == 1.0 for v in summary["diagnostics"]["dead_units"].values())
 
 
@@ -145,7 +148,7 @@ def test_nan_guard_stops_keeps_last_finite_checkpoint_and_explains(tmp_path):
     cfg = make_cfg(tmp_path, "data=digits", "optim=sgd", "scheduler=step", "scheduler.step_size=1",
                    "scheduler.gamma=1e6", "trainer.max_epochs=4", *QUIET)
     with pytest.raises(NonFiniteLoss) as error:
-        train(cfg)
+        train_and_test(cfg)
     message = str(error.value)
     for item in ("loss became", "epoch 1", "learning rate: 10000", "NaN/inf in the inputs", "feature scaling",
                  "output size vs labels: 10 outputs for 10 classes", "precision"):
@@ -156,12 +159,14 @@ def test_nan_guard_stops_keeps_last_finite_checkpoint_and_explains(tmp_path):
     assert all(torch.isfinite(v).all() for v in state.values())
 
 
+@pytest.mark.full
 def test_nan_guard_cli_exit_code(tmp_path):
     result = run_cli("data=digits", "optim=sgd", "optim.lr=1e6", "logger=none", f"hydra.run.dir={tmp_path}")
     assert result.returncode == 3
     assert "Checklist" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.full
 def test_wandb_offline_run_records_history_config_group_and_epoch_axis(tmp_path):
     result = run_cli("-m", "logger=wandb", "data=digits", "trainer.max_epochs=2", "activation=relu,tanh", "replicates=2",
                      f"hydra.sweep.dir={tmp_path}")
@@ -187,6 +192,7 @@ def test_wandb_offline_run_records_history_config_group_and_epoch_axis(tmp_path)
         "activation=tanh,data=digits,trainer.max_epochs=2"] * 2
 
 
+@pytest.mark.full
 def test_wandb_crash_marks_run_failed(tmp_path):
     # In a subprocess: W&B writes its log asynchronously, complete once the process has ended.
     result = run_cli("logger=wandb", "data=digits", "optim=sgd", "optim.lr=1e6", f"hydra.run.dir={tmp_path}")
@@ -195,6 +201,7 @@ def test_wandb_crash_marks_run_failed(tmp_path):
     assert run_contents(run)["exit_code"] == 1
 
 
+@pytest.mark.full
 def test_wandb_online_without_key_is_refused(tmp_path, monkeypatch):
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
@@ -202,6 +209,7 @@ def test_wandb_online_without_key_is_refused(tmp_path, monkeypatch):
     assert result.returncode == 2 and "logger.mode: W&B online needs an API key" in result.stderr
 
 
+@pytest.mark.full
 def test_bias_variance_experiment_sweeps_capacity_and_reports(tmp_path):
     result = run_cli("experiment=bias_variance", "replicates=1", "data=digits", "trainer.max_epochs=1", "logger=none",
                      f"hydra.sweep.dir={tmp_path}")

@@ -10,6 +10,8 @@ import yaml
 
 from conftest import run_cli
 
+pytestmark = pytest.mark.full  # the slow tier: `make test-full`
+
 
 def summaries(sweep_dir) -> dict[str, dict]:
     return {p.parent.name: json.loads(p.read_text()) for p in sweep_dir.glob("*/summary.json")}

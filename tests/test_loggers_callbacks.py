@@ -5,14 +5,15 @@ import csv
 
 import torch
 
+from trainlab.pipeline import train_and_test
+
 from conftest import make_cfg
-from trainlab.train import train
 
 SHORT = ("data=digits", "trainer.max_epochs=2")
 
 
 def test_csv_logger_writes_epoch_metrics(tmp_path):
-    train(make_cfg(tmp_path, *SHORT, "logger=csv"))
+    train_and_test(make_cfg(tmp_path, *SHORT, "logger=csv"))
     rows = list(csv.DictReader((tmp_path / "csv" / "metrics.csv").open()))
     val_losses = [r["val/loss"] for r in rows if r.get("val/loss")]
     assert len(val_losses) == 2
@@ -20,17 +21,17 @@ def test_csv_logger_writes_epoch_metrics(tmp_path):
 
 
 def test_tensorboard_logger_writes_events(tmp_path):
-    train(make_cfg(tmp_path, *SHORT, "logger=tensorboard"))
+    train_and_test(make_cfg(tmp_path, *SHORT, "logger=tensorboard"))
     assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
 
 
 def test_wandb_logger_runs_offline(tmp_path):
-    train(make_cfg(tmp_path, *SHORT, "logger=wandb"))
+    train_and_test(make_cfg(tmp_path, *SHORT, "logger=wandb"))
     assert list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
 
 
 def test_checkpoints_best_and_last_and_test_on_best(tmp_path):
-    summary = train(make_cfg(tmp_path, *SHORT, "logger=none"))
+    summary = train_and_test(make_cfg(tmp_path, *SHORT, "logger=none"))
     checkpoints = {p.name for p in (tmp_path / "checkpoints").iterdir()}
     assert "last.ckpt" in checkpoints and any(n.startswith("best-epoch") for n in checkpoints)
     assert summary["best_checkpoint"].endswith(f"best-epoch{summary['best_epoch']:03d}.ckpt")
@@ -38,7 +39,7 @@ def test_checkpoints_best_and_last_and_test_on_best(tmp_path):
 
 def test_last_checkpoint_holds_the_last_epoch_after_val_loss_stopped_improving(tmp_path):
     # Lightning 2.6 rewrites last.ckpt only with a new best: here it would keep epoch 3 of 0-5.
-    summary = train(make_cfg(tmp_path, "data=digits", "trainer.max_epochs=6", "callbacks.early_stopping=null",
+    summary = train_and_test(make_cfg(tmp_path, "data=digits", "trainer.max_epochs=6", "callbacks.early_stopping=null",
                              "logger=none"))
     assert summary["best_epoch"] < 5, "the case to test: val loss stopped improving before the end"
     last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
@@ -49,24 +50,24 @@ def test_last_checkpoint_holds_the_last_epoch_after_val_loss_stopped_improving(t
 
 def test_early_stopping_can_trigger(tmp_path):
     # Only a drop of 10 in val loss counts as progress: after the first epoch none does.
-    summary = train(make_cfg(tmp_path, "data=digits", "trainer.max_epochs=30", "logger=none",
+    summary = train_and_test(make_cfg(tmp_path, "data=digits", "trainer.max_epochs=30", "logger=none",
                              "callbacks.early_stopping.min_delta=10", "callbacks.early_stopping.patience=2"))
     assert len(summary["history"]) == 3
 
 
 def test_no_callbacks_tests_final_weights(tmp_path):
-    summary = train(make_cfg(tmp_path, *SHORT, "callbacks=none", "logger=none"))
+    summary = train_and_test(make_cfg(tmp_path, *SHORT, "callbacks=none", "logger=none"))
     assert summary["best_checkpoint"] is None and not (tmp_path / "checkpoints").exists()
 
 
 def test_without_model_checkpoint_the_interrupt_checkpoint_still_works(tmp_path):
-    summary = train(make_cfg(tmp_path, *SHORT, "logger=none", "callbacks.model_checkpoint=null"))
+    summary = train_and_test(make_cfg(tmp_path, *SHORT, "logger=none", "callbacks.model_checkpoint=null"))
     assert summary["status"] == "completed" and summary["best_checkpoint"] is None
     assert not (tmp_path / "checkpoints").exists()  # nothing saved: no ModelCheckpoint, no interruption
 
 
 def test_step_loss_is_logged_on_the_logger_steps_only(tmp_path):
-    train(make_cfg(tmp_path, *SHORT, "logger=csv", "trainer.log_every_n_steps=5"))
+    train_and_test(make_cfg(tmp_path, *SHORT, "logger=csv", "trainer.log_every_n_steps=5"))
     rows = list(csv.DictReader((tmp_path / "csv" / "metrics.csv").open()))
     steps = [int(r["step"]) for r in rows if r.get("train/loss_step")]
     assert steps and all((step + 1) % 5 == 0 for step in steps)

@@ -6,19 +6,21 @@ import math
 import pytest
 import torch
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 from torch import nn
 
-from conftest import make_cfg
+from trainlab.build import build_net
 from trainlab.errors import ConfigError
-from trainlab.models import build_mlp, hidden_widths
+from trainlab.models import hidden_widths
+from trainlab.schema import check
+
+from conftest import make_cfg
 
 
 def build(tmp_path, *overrides, features=784, classes=10):
+    """The net `python train.py <overrides>` would build, its config checked first as train.py checks it."""
     cfg = make_cfg(tmp_path, *overrides)
-    norm = instantiate(cfg.norm) if cfg.norm else None
-    return build_mlp(features, classes, OmegaConf.to_container(cfg.model), instantiate(cfg.activation), norm,
-                     OmegaConf.to_container(cfg.init))
+    check(cfg)
+    return build_net(cfg, features, classes)
 
 
 @pytest.mark.parametrize(("overrides", "widths"), [
@@ -106,7 +108,8 @@ def test_xavier_gain_follows_activation(tmp_path, activation, gain):
     ("kaiming_normal", lambda fan_in, fan_out: math.sqrt(2 / (1 + 0.5**2)) / math.sqrt(fan_in))])  # leaky slope 0.5
 def test_init_follows_the_activation_for_every_model(tmp_path, model, scheme, std):
     # text_embed's first module is its pooled embedding: the activation must not be guessed from it.
-    activation = ["activation=tanh"] if scheme == "xavier_normal" else ["activation=leaky_relu", "activation.negative_slope=0.5"]
+    leaky = ["activation=leaky_relu", "activation.negative_slope=0.5"]
+    activation = ["activation=tanh"] if scheme == "xavier_normal" else leaky
     torch.manual_seed(0)
     net = build(tmp_path, f"model={model}", f"init={scheme}", *activation, features=2000)
     first_hidden = linear_weights(net)[0]
@@ -125,21 +128,22 @@ def test_other_init_schemes(tmp_path):
     assert trunc.abs().max() <= 0.01
     uniform = linear_weights(build(tmp_path, "init=uniform", "init.a=0.2", "init.b=0.3", "init.bias=0.01"))
     assert all(w.min() >= 0.2 and w.max() <= 0.3 for w in uniform)
-    assert all(torch.all(m.bias == 0.01) for m in build(tmp_path, "init=normal", "init.bias=0.01") if isinstance(m, nn.Linear))
+    biased = build(tmp_path, "init=normal", "init.bias=0.01")
+    assert all(torch.all(m.bias == 0.01) for m in biased if isinstance(m, nn.Linear))
 
 
-@pytest.mark.parametrize(("kwargs", "key"), [
-    ({"shape": "uniform", "width": 0}, "model.width"),
-    ({"shape": "uniform", "depth": -1}, "model.depth"),
-    ({"shape": "hourglass", "width": 128, "bottleneck": 512}, "model.bottleneck"),
-    ({"shape": "pyramid", "width": 4, "depth": 4}, "model.width"),
-    ({"shape": "uniform", "width": "abc"}, "model.width"),
-    ({"shape": "custom", "hidden": [8, 0]}, "model.hidden"),
-    ({"shape": "star"}, "model.shape"),
+@pytest.mark.parametrize(("overrides", "key"), [
+    (["model=uniform", "model.width=0"], "model.width"),
+    (["model=uniform", "model.depth=-1"], "model.depth"),
+    (["model=hourglass", "model.width=128", "model.bottleneck=512"], "model.bottleneck"),
+    (["model=pyramid", "model.width=4", "model.depth=4"], "model.width"),
+    (["model=uniform", "model.width=abc"], "model.width"),
+    (["model=custom", "model.hidden=[8,0]"], "model.hidden"),
+    (["model=uniform", "model.shape=star"], "model.shape"),
 ])
-def test_impossible_shapes(kwargs, key):
+def test_impossible_shapes(tmp_path, overrides, key):
     with pytest.raises(ConfigError, match=key):
-        hidden_widths(**kwargs)
+        build(tmp_path, *overrides)
 
 
 def test_inverted_hourglass_when_asked():

@@ -6,9 +6,11 @@ import json
 import pytest
 import torch
 
-from conftest import CONF, make_cfg, run_cli
+from trainlab.build import CONF
 from trainlab.errors import ConfigError
-from trainlab.train import train
+from trainlab.pipeline import train_and_test
+
+from conftest import make_cfg
 
 # trainer=ddp (two processes) has its own tests in test_reliability.py; trainer=gpu below.
 SPECIAL = {("trainer", "ddp"), ("trainer", "gpu")}
@@ -40,7 +42,7 @@ def test_every_option_fast_dev_run(tmp_path, group, option, hub_like_dataset, re
         overrides.append("debug=fast_dev_run")
     if group == "debug" and option in ("overfit_batches", "profiler"):
         overrides += ["data=digits", "trainer.max_epochs=2"]
-    summary = train(make_cfg(tmp_path, *overrides))
+    summary = train_and_test(make_cfg(tmp_path, *overrides))
     assert summary["status"] == "completed"
     assert 0.0 <= summary["test"]["test/acc"] <= 1.0
     assert torch.isfinite(torch.tensor(summary["test"]["test/loss"]))
@@ -51,4 +53,4 @@ def test_gpu_trainer_without_gpu_is_a_clear_error(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU: trainer=gpu is covered by the fast_dev_run test then")
     with pytest.raises(ConfigError, match="trainer=gpu"):
-        train(make_cfg(tmp_path, "trainer=gpu", "debug=fast_dev_run"))
+        train_and_test(make_cfg(tmp_path, "trainer=gpu", "debug=fast_dev_run"))

@@ -3,15 +3,14 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
-import sys
 
 import pytest
 import torch
 
-from conftest import ROOT, make_cfg, run_cli
 from trainlab.errors import ConfigError
-from trainlab.train import train
+from trainlab.pipeline import train_and_test
+
+from conftest import ROOT, make_cfg, run_cli
 
 RUN = ("data=digits", "trainer.max_epochs=4", "logger=csv", "callbacks.progress_bar.refresh_rate=0")
 
@@ -30,6 +29,7 @@ def signal_at(tmp_path, epoch, batch, name="SIGKILL"):
             f"marker: '{tmp_path / 'signalled'}', signal_name: {name}}}")
 
 
+@pytest.mark.full
 def test_resume_after_sigkill_mid_epoch_matches_an_uninterrupted_run(tmp_path, monkeypatch):
     # Val loss stops improving after epoch 3 of 0-5, so last.ckpt must be rewritten without a new best.
     with_tests_on_path(monkeypatch)
@@ -49,6 +49,7 @@ def test_resume_after_sigkill_mid_epoch_matches_an_uninterrupted_run(tmp_path, m
     assert [h["epoch"] for h in got["history"]] == list(range(6))
 
 
+@pytest.mark.full
 @pytest.mark.parametrize("name", ["SIGINT", "SIGTERM"])
 def test_interrupt_saves_a_checkpoint_before_exit(tmp_path, monkeypatch, name):
     with_tests_on_path(monkeypatch)
@@ -59,14 +60,14 @@ def test_interrupt_saves_a_checkpoint_before_exit(tmp_path, monkeypatch, name):
 
 
 def finished_run(tmp_path, *overrides):
-    train(make_cfg(tmp_path, "data=digits", "trainer.max_epochs=1", "logger=none", *overrides))
+    train_and_test(make_cfg(tmp_path, "data=digits", "trainer.max_epochs=1", "logger=none", *overrides))
     return tmp_path / "checkpoints" / "last.ckpt"
 
 
 def test_resume_refuses_a_corrupted_checkpoint(tmp_path):
     finished_run(tmp_path).write_bytes(b"not a checkpoint")
     with pytest.raises(ConfigError, match="corrupted"):
-        train(make_cfg(tmp_path / "new", f"resume={tmp_path}"))
+        train_and_test(make_cfg(tmp_path / "new", f"resume={tmp_path}"))
 
 
 def test_resume_refuses_a_tampered_checkpoint(tmp_path):
@@ -75,7 +76,7 @@ def test_resume_refuses_a_tampered_checkpoint(tmp_path):
     checkpoint["payload"] = Exploit()  # an object torch would have to unpickle by running code
     torch.save(checkpoint, last)
     with pytest.raises(ConfigError, match="weights_only"):
-        train(make_cfg(tmp_path / "new", f"resume={tmp_path}"))
+        train_and_test(make_cfg(tmp_path / "new", f"resume={tmp_path}"))
 
 
 class Exploit:
@@ -88,14 +89,15 @@ def test_resume_refuses_a_checkpoint_of_another_shape(tmp_path):
     saved = (tmp_path / "config.yaml").read_text().replace("width: 512", "width: 256", 1)
     (tmp_path / "config.yaml").write_text(saved)
     with pytest.raises(ConfigError, match="another model shape"):
-        train(make_cfg(tmp_path / "new", f"resume={tmp_path}"))
+        train_and_test(make_cfg(tmp_path / "new", f"resume={tmp_path}"))
 
 
 def test_resume_needs_a_run_folder(tmp_path):
     with pytest.raises(ConfigError, match="not a trainlab run folder"):
-        train(make_cfg(tmp_path, f"resume={tmp_path / 'nowhere'}"))
+        train_and_test(make_cfg(tmp_path, f"resume={tmp_path / 'nowhere'}"))
 
 
+@pytest.mark.full
 def test_no_secret_is_written(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_API_KEY", "secret-key-0123456789abcdef0123456789abcdef")
     result = run_cli("logger=wandb", "data=digits", "trainer.max_epochs=1", f"hydra.run.dir={tmp_path}")
@@ -105,6 +107,7 @@ def test_no_secret_is_written(tmp_path, monkeypatch):
             assert b"secret-key-0123456789" not in path.read_bytes(), path
 
 
+@pytest.mark.full
 def test_fp16_true_that_diverges_stops_with_the_checklist(tmp_path):
     result = run_cli("data=digits", "precision=16-true", "optim=sgd", "optim.lr=1e4", "logger=none",
                      f"hydra.run.dir={tmp_path}")
@@ -112,6 +115,7 @@ def test_fp16_true_that_diverges_stops_with_the_checklist(tmp_path):
     assert "precision: 16-true" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.full
 def test_ddp_two_processes_match_one_process_with_the_same_global_batch(tmp_path):
     common = ("data=digits", "trainer.max_epochs=3", "logger=none", "trainer.accelerator=cpu")
     single = run_cli(*common, "data.batch_size=64", f"hydra.run.dir={tmp_path / 'single'}")
@@ -122,6 +126,7 @@ def test_ddp_two_processes_match_one_process_with_the_same_global_batch(tmp_path
     assert abs(one["val/acc"] - two["val/acc"]) < 0.05 and abs(one["val/loss"] - two["val/loss"]) < 0.1
 
 
+@pytest.mark.full
 def test_ddp_multirun_writes_one_folder_per_job(tmp_path):
     result = run_cli("-m", "trainer=ddp", "trainer.accelerator=cpu", "debug=fast_dev_run", "data=digits",
                      "activation=relu,tanh", f"hydra.sweep.dir={tmp_path}")
@@ -133,8 +138,9 @@ def test_ddp_multirun_writes_one_folder_per_job(tmp_path):
 def test_disk_full_while_saving_is_one_message_and_keeps_earlier_runs(tmp_path, monkeypatch, capsys):
     import errno
 
-    import trainlab.train as entry
     from lightning.fabric.plugins.io import torch_io
+
+    from trainlab.cli import run_job
 
     earlier = tmp_path / "earlier"
     finished_run(earlier)
@@ -145,7 +151,7 @@ def test_disk_full_while_saving_is_one_message_and_keeps_earlier_runs(tmp_path, 
 
     monkeypatch.setattr(torch_io, "_atomic_save", no_space)  # where Lightning writes every checkpoint
     with pytest.raises(SystemExit) as stopped:
-        entry.run_from_cli(make_cfg(tmp_path / "new", "data=digits", "trainer.max_epochs=1", "logger=none"))
+        run_job(make_cfg(tmp_path / "new", "data=digits", "trainer.max_epochs=1", "logger=none"))
     assert stopped.value.code == 4
     message = capsys.readouterr().err.strip().splitlines()
     assert message[-1].startswith("error: cannot write checkpoints/last.ckpt: No space left on device")

@@ -10,11 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
 
 from trainlab.plots import DPI, FIGSIZE
 from trainlab.report import SETTING_COLUMNS, history_from_csv, main, run_overrides
 from trainlab.stats import wilson
+
+from conftest import run_cli
 
 PIXELS = (FIGSIZE[0] * DPI, FIGSIZE[1] * DPI)
 NAN_ERROR = "loss became NaN at epoch 2"
@@ -68,6 +69,7 @@ def summaries(folder: Path) -> dict[str, dict]:
     return runs
 
 
+@pytest.mark.full
 def test_sweep_report_table_plots_and_page(activation_sweep, capsys):
     assert main([str(activation_sweep)]) == 0
     rows = table(activation_sweep)
@@ -103,6 +105,7 @@ def test_sweep_report_table_plots_and_page(activation_sweep, capsys):
     assert str(activation_sweep / "report.md") in out and str(activation_sweep / "report.html") in out
 
 
+@pytest.mark.full
 def test_capacity_sweep_plots_error_against_parameters(capacity_sweep, tmp_path):
     assert main([str(capacity_sweep)]) == 0
     rows = table(capacity_sweep)
@@ -119,6 +122,7 @@ def test_capacity_sweep_plots_error_against_parameters(capacity_sweep, tmp_path)
     assert table(tmp_path / "one")[0][0] == all_overrides, "a single run shows all its overrides but tooling ones"
 
 
+@pytest.mark.full
 def test_failed_run_is_listed_last_with_its_reason(activation_sweep, tmp_path, capsys):
     folder = copy_sweep(activation_sweep, tmp_path / "with_failure")
     relu = next(folder.glob("1_*"))
@@ -139,6 +143,7 @@ def test_failed_run_is_listed_last_with_its_reason(activation_sweep, tmp_path, c
     assert "1 of 3 runs failed" in capsys.readouterr().err
 
 
+@pytest.mark.full
 def test_runs_logged_to_wandb_get_the_report_offline(activation_sweep, tmp_path):
     run = next(activation_sweep.glob("0_*"))
     folder = tmp_path / run.name
@@ -152,12 +157,14 @@ def test_runs_logged_to_wandb_get_the_report_offline(activation_sweep, tmp_path)
     assert list(media.glob("images/curves_*.png"))
 
 
+@pytest.mark.full
 def test_history_falls_back_to_metrics_csv(activation_sweep):
     run = next(activation_sweep.glob("0_*"))
     history = json.loads((run / "summary.json").read_text())["history"]
     from_csv = history_from_csv(run / "csv" / "metrics.csv")
     assert [h["epoch"] for h in from_csv] == [h["epoch"] for h in history]
-    assert all(c[k] == pytest.approx(h[k]) for c, h in zip(from_csv, history) for k in ("train/loss", "val/acc"))
+    pairs = zip(from_csv, history, strict=True)
+    assert all(c[k] == pytest.approx(h[k]) for c, h in pairs for k in ("train/loss", "val/acc"))
 
 
 def test_overrides_from_the_folder_name(tmp_path):
@@ -186,6 +193,7 @@ def replicated_sweep(tmp_path_factory) -> Path:
                  "trainer.max_epochs=3", "logger=none")
 
 
+@pytest.mark.full
 def test_replicates_are_one_row_with_t_intervals_and_a_paired_test(replicated_sweep):
     rows = table(replicated_sweep, "Settings")
     assert sorted(r[1] for r in rows) == ["activation=relu", "activation=tanh"] and [r[2] for r in rows] == ["4", "4"]
@@ -200,6 +208,7 @@ def test_replicates_are_one_row_with_t_intervals_and_a_paired_test(replicated_sw
     assert len(list((replicated_sweep / "train_vs_val").glob("*.png"))) == 2, "one plot per setting"
 
 
+@pytest.mark.full
 def test_saved_predictions_give_the_reported_accuracies(replicated_sweep):
     import numpy as np
 
@@ -212,9 +221,11 @@ def test_saved_predictions_give_the_reported_accuracies(replicated_sweep):
             assert len(saved["val_label"]) == evaluated["val_samples"]
         epoch = next(h for h in summary["history"] if h["epoch"] == evaluated["epoch"])
         assert evaluated["epoch"] == summary["best_epoch"]  # the tested weights are the best checkpoint's
-        assert val == pytest.approx(epoch["val/acc"], abs=1e-6) and test == pytest.approx(summary["test"]["test/acc"], abs=1e-6)
+        assert val == pytest.approx(epoch["val/acc"], abs=1e-6)
+        assert test == pytest.approx(summary["test"]["test/acc"], abs=1e-6)
 
 
+@pytest.mark.full
 def test_splits_are_replicates_too_but_each_split_has_its_own_samples(replicated_sweep):
     fingerprints = {}
     for path in replicated_sweep.glob("*/summary.json"):
@@ -224,6 +235,7 @@ def test_splits_are_replicates_too_but_each_split_has_its_own_samples(replicated
     assert all(len(f) == 1 for f in fingerprints.values()) and len(set.union(*fingerprints.values())) == 2
 
 
+@pytest.mark.full
 def test_settings_on_different_evaluation_sets_are_refused_and_nothing_is_written(tmp_path, capsys):
     folder = tmp_path / "fractions"
     result = run_cli("-m", "data.val_fraction=0.1,0.2", "data=digits", "model=uniform", "model.width=8",
@@ -243,11 +255,13 @@ def test_impossible_replicates_are_refused_before_any_job(tmp_path, replicates):
     assert not list(tmp_path.glob("sweep/*/summary.json"))
 
 
+@pytest.mark.full
 def test_replicates_without_a_sweep_says_to_add_m(tmp_path):
     result = run_cli("replicates=3", "data=digits", f"hydra.run.dir={tmp_path}")
     assert result.returncode == 2 and "add -m" in result.stderr and not (tmp_path / "summary.json").exists()
 
 
+@pytest.mark.full
 def test_replicates_shorthand_sweeps_consecutive_seeds(tmp_path):
     result = run_cli("-m", "replicates=3", "data=digits", "model=uniform", "model.width=8", "model.depth=1",
                      "trainer.max_epochs=1", "logger=none", f"hydra.sweep.dir={tmp_path}")

@@ -12,11 +12,12 @@ from omegaconf import OmegaConf
 from sklearn.feature_extraction.text import CountVectorizer
 from torch import nn
 
-from conftest import make_cfg
 from trainlab.errors import ConfigError
-from trainlab.models import PooledEmbedding, build_mlp
+from trainlab.models import PooledEmbedding
+from trainlab.pipeline import train_and_test
 from trainlab.text import MultiHotRows, load_hub, word_id_matrix
-from trainlab.train import train
+
+from conftest import make_cfg
 
 QUIET = ("logger=none", "callbacks.progress_bar.refresh_rate=0")
 
@@ -82,20 +83,20 @@ def test_pooling_ignores_padding(pooling):
 
 
 def test_text_bow_learns_bbc_news(tmp_path):
-    summary = train(make_cfg(tmp_path, "data=bbc_news", "model=text_bow", "trainer.max_epochs=5", *QUIET))
+    summary = train_and_test(make_cfg(tmp_path, "data=bbc_news", "model=text_bow", "trainer.max_epochs=5", *QUIET))
     assert summary["best"]["val/acc"] > 0.9
     assert summary["layer_widths"] == [10_000, 16, 16, 5]
     assert json.loads((tmp_path / "labels.json").read_text())["4"] == "tech"
 
 
 def test_text_embed_learns_bbc_news(tmp_path):
-    summary = train(make_cfg(tmp_path, "data=bbc_news", "model=text_embed", "activation=relu", "norm=layer",
+    summary = train_and_test(make_cfg(tmp_path, "data=bbc_news", "model=text_embed", "activation=relu", "norm=layer",
                              "trainer.max_epochs=5", *QUIET))
     assert summary["best"]["val/acc"] > 0.6
 
 
 def test_imdb_overfit_shows_the_turn_on_bbc_news(tmp_path):
-    summary = train(make_cfg(tmp_path, "experiment=imdb_overfit", "data=bbc_news", *QUIET))
+    summary = train_and_test(make_cfg(tmp_path, "experiment=imdb_overfit", "data=bbc_news", *QUIET))
     val = [h["val/loss"] for h in summary["history"]]
     train_loss = [h["train/loss"] for h in summary["history"]]
     assert len(val) == 20  # early stopping is off
@@ -105,7 +106,7 @@ def test_imdb_overfit_shows_the_turn_on_bbc_news(tmp_path):
 
 
 def test_hub_loader_on_a_local_copy_in_the_imdb_schema_binary_head(tmp_path, hub_like_dataset):
-    summary = train(make_cfg(tmp_path, "data=imdb", f"data.dataset={hub_like_dataset}", "model=text_bow",
+    summary = train_and_test(make_cfg(tmp_path, "data=imdb", f"data.dataset={hub_like_dataset}", "model=text_bow",
                              "trainer.max_epochs=15", "data.batch_size=32", *QUIET))
     assert summary["layer_widths"][-1] == 1  # two classes: one sigmoid logit, binary cross-entropy
     assert summary["best"]["val/acc"] > 0.9
@@ -123,7 +124,7 @@ def test_hub_dataset_offline_fails_fast_and_clearly():
 
 
 def test_own_csv_with_string_labels(tmp_path, reviews_csv):
-    summary = train(make_cfg(tmp_path, "data=text_files", f"data.path={reviews_csv}", "data.text_column=review",
+    summary = train_and_test(make_cfg(tmp_path, "data=text_files", f"data.path={reviews_csv}", "data.text_column=review",
                              "data.label_column=stars", "model=text_bow", "trainer.max_epochs=10",
                              "data.batch_size=16", *QUIET))
     assert json.loads((tmp_path / "labels.json").read_text()) == {"0": "bad", "1": "good"}
@@ -148,11 +149,11 @@ def test_bad_text_input_is_a_clear_error(tmp_path, rows, overrides, key):
     path = write_csv(tmp_path / "data.csv", rows) if rows else None
     source = [f"data.path={path}"] if path else []
     with pytest.raises(ConfigError, match=key):
-        train(make_cfg(tmp_path / "run", "data=text_files", *source, "model=text_bow", *overrides, *QUIET))
+        train_and_test(make_cfg(tmp_path / "run", "data=text_files", *source, "model=text_bow", *overrides, *QUIET))
 
 
 def test_text_model_and_data_must_match(tmp_path):
     with pytest.raises(ConfigError, match="model=text_bow or model=text_embed"):
-        train(make_cfg(tmp_path, "data=bbc_news", "model=hourglass"))
+        train_and_test(make_cfg(tmp_path, "data=bbc_news", "model=hourglass"))
     with pytest.raises(ConfigError, match="needs text data"):
-        train(make_cfg(tmp_path, "data=digits", "model=text_bow"))
+        train_and_test(make_cfg(tmp_path, "data=digits", "model=text_bow"))

@@ -1,6 +1,7 @@
-"""Training diagnostics as Lightning callbacks: fit verdict, gradient flow, dead units, NaN guard.
+"""Training diagnostics as Lightning callbacks: fit verdict, gradient flow, dead units, NaN guard; and checkpoints.
 
-Each writes what it found to `self.report` (a dict); train.py copies those into summary.json.
+Each diagnostic is a `Diagnostic`: what it found is its `report` (a dict), which trainlab.summary
+writes into summary.json under its `name`.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import nn
 
+from trainlab.errors import NonFiniteLoss
 from trainlab.module import output_size
 from trainlab.stats import gap_is_noise
 
@@ -66,12 +68,24 @@ def fit_verdict(history: list[dict], underfit_acc: float = 0.8, overfit_gap: flo
     return {"fit": fit, "reason": reason, "stop_epoch": stop, **numbers}
 
 
-class FitVerdict(L.Callback):
+class Diagnostic(L.Callback):
+    """A callback that reports a finding: `report` (empty when it found nothing), saved under `name`."""
+
+    name: str = ""
+    report: dict
+
+    def __init__(self):
+        self.report = {}
+
+
+class FitVerdict(Diagnostic):
     """Classifies the run as underfitting, overfitting or a good fit at the end of training."""
 
+    name = "verdict"
+
     def __init__(self, underfit_acc: float = 0.8, overfit_gap: float = 0.05, turn_tolerance: float = 0.02):
+        super().__init__()
         self.thresholds = {"underfit_acc": underfit_acc, "overfit_gap": overfit_gap, "turn_tolerance": turn_tolerance}
-        self.report: dict = {}
 
     def on_fit_end(self, trainer, pl_module) -> None:
         samples = pl_module.samples.get("train"), pl_module.samples.get("val")
@@ -82,17 +96,19 @@ class FitVerdict(L.Callback):
                                 "verdict/underfitting": float(self.report["fit"] == "underfitting")})
 
 
-class GradientFlow(L.Callback):
+class GradientFlow(Diagnostic):
     """Per-layer gradient norms every `every_n_steps`; warns on vanishing or exploding gradients.
 
     Vanishing: the first layer's gradient norm is `vanishing_ratio` times (or more) below the last
     layer's. Exploding: any layer's norm above `exploding_norm`.
     """
 
+    name = "gradient_flow"
+
     def __init__(self, every_n_steps: int = 25, vanishing_ratio: float = 50.0, exploding_norm: float = 1e3):
+        super().__init__()
         self.every_n_steps, self.vanishing_ratio, self.exploding_norm = every_n_steps, vanishing_ratio, exploding_norm
-        self.report: dict = {"warnings": []}
-        self._ratios: list[float] = []
+        self.report = {"warnings": []}
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
         if trainer.global_step % self.every_n_steps:
@@ -104,7 +120,6 @@ class GradientFlow(L.Callback):
         for logger in trainer.loggers:
             logger.log_metrics({f"grad_norm/layer{i}": n for i, n in enumerate(norms)}, step=trainer.global_step)
         ratio = norms[-1] / max(norms[0], 1e-30)
-        self._ratios.append(ratio)
         self.report.update(last_norms=norms, last_to_first_ratio=ratio)
         if ratio > self.vanishing_ratio:
             self._warn(trainer, f"vanishing gradients at step {trainer.global_step}: first layer {norms[0]:.2e} is "
@@ -121,14 +136,16 @@ class GradientFlow(L.Callback):
             self.report["warnings"].append(message)
 
 
-class DeadUnits(L.Callback):
+class DeadUnits(Diagnostic):
     """Fraction of hidden ReLU units that never activate on the first validation batch, per layer.
 
     Read from validation's own forward pass through forward hooks on that one batch: no extra pass.
     """
 
+    name = "dead_units"
+
     def __init__(self):
-        self.report: dict = {}
+        super().__init__()
         self._never_active: list[torch.Tensor] = []  # per ReLU layer: which units stayed <= 0
         self._handles: list = []
 
@@ -192,10 +209,6 @@ class InterruptCheckpoint(L.Callback):
         trainer.save_checkpoint(self.path)
 
 
-class NonFiniteLoss(RuntimeError):
-    """Training produced a NaN or infinite loss; the message holds the checklist with evidence."""
-
-
 class NaNGuard(L.Callback):
     """Stops at the first non-finite training loss and explains the usual causes with evidence."""
 
@@ -211,22 +224,28 @@ class NaNGuard(L.Callback):
         optimizer = trainer.optimizers[0]
         group = optimizer.param_groups[0]
         dm = trainer.datamodule
-        features = dm.splits["train"][0] if isinstance(dm.splits["train"][0], torch.Tensor) else None
         values = x.values() if x.layout == torch.sparse_csr else x  # multi-hot text batches are sparse
         finite_inputs = bool(torch.isfinite(values.float()).all()) if x.is_floating_point() else True
         outputs = _linear_layers(pl_module.net)[-1].out_features
         needed = output_size(dm.num_classes)
-        max_abs = features.abs().max().item() if features is not None else math.nan
+
+        def mark(evidence: bool) -> str:
+            return "x" if evidence else " "
+
+        max_abs = dm.largest_feature()
         lines = [
             f"loss became {loss.item()} at epoch {trainer.current_epoch}, step {trainer.global_step}",
             "Checklist (x: evidence found):",
-            f"  [{'x' if not finite_inputs else ' '}] NaN/inf in the inputs: {'found in this batch' if not finite_inputs else 'none in this batch'}",
-            f"  [{'x' if not x.is_floating_point() and x.dtype != torch.long else ' '}] input dtype: {x.dtype} (float expected, or word ids)",
+            f"  [{mark(not finite_inputs)}] NaN/inf in the inputs: "
+            f"{'found in this batch' if not finite_inputs else 'none in this batch'}",
+            f"  [{mark(not x.is_floating_point() and x.dtype != torch.long)}] input dtype: {x.dtype} "
+            "(float expected, or word ids)",
             f"  [ ] learning rate: {group['lr']:g} (lower it, e.g. optim.lr={group['lr'] / 10:g})",
             f"  [ ] optimizer: {type(optimizer).__name__} (an adaptive one, optim=adam, is more forgiving)",
-            f"  [{'x' if max_abs > 1e3 else ' '}] feature scaling: largest |training feature| {max_abs:.3g} (data.scaler=standard or minmax)",
-            f"  [{'x' if outputs != needed or int(y.max()) >= dm.num_classes else ' '}] output size vs labels: {outputs} "
+            f"  [{mark(max_abs > 1e3)}] feature scaling: largest |training feature| {max_abs:.3g} "
+            "(data.scaler=standard or minmax)",
+            f"  [{mark(outputs != needed or int(y.max()) >= dm.num_classes)}] output size vs labels: {outputs} "
             f"outputs for {dm.num_classes} classes, largest label in this batch {int(y.max())}",
-            f"  [{'x' if '16' in str(trainer.precision) else ' '}] precision: {trainer.precision} (32-true is the safe choice)",
+            f"  [{mark('16' in str(trainer.precision))}] precision: {trainer.precision} (32-true is the safe choice)",
         ]
         return "\n".join(lines)

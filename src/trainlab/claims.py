@@ -77,7 +77,8 @@ def _vs(claim: dict, a: Setting, b: Setting) -> tuple[str, str]:
     comparison = compare(a, b, metric)
     ea, eb = a.estimates.get(metric), b.estimates.get(metric)
     if comparison is None or ea is None or eb is None:
-        return NOT_SIGNIFICANT, f"{a.name} vs {b.name}: no test possible (one run each and no per-sample {metric}); add replicates"
+        return NOT_SIGNIFICANT, (f"{a.name} vs {b.name}: no test possible (one run each and no per-sample {metric}); "
+                                 "add replicates")
     c = comparison
     head = (f"{metric} {ea.text()} vs {eb.text()}: difference {c.difference:+.3f} [{c.lo:+.3f}, {c.hi:+.3f}], "
             f"{c.test} p={c.p:.3g}")

@@ -96,8 +96,11 @@ def group_settings(runs: list[dict]) -> list[Setting]:
         setting.name = ", ".join(o for o in own if o not in common) or "default"
     for setting in settings.values():
         # The eval-mode train sample is as large as the val split.
-        totals = {"val/acc": setting.samples("val"), "train/acc": setting.samples("val"), "test/acc": setting.samples("test")}
-        setting.estimates = {m: estimate(setting.values(m), totals.get(m), low=0.0, high=1.0 if m.endswith("acc") else math.inf)
+        # The training sample is measured at the val split's size.
+        totals = {"val/acc": setting.samples("val"), "train/acc": setting.samples("val"),
+                  "test/acc": setting.samples("test")}
+        setting.estimates = {m: estimate(setting.values(m), totals.get(m), low=0.0,
+                                         high=1.0 if m.endswith("acc") else math.inf)
                              for m in METRICS if setting.values(m)}
     return list(settings.values())
 

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import math
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
 
 import lightning as L
 import numpy as np
@@ -76,11 +77,6 @@ class InMemoryDataModule(L.LightningDataModule):
     def __init__(self, val_fraction: float = 0.1, test_fraction: float = 0.1, split_seed: int = 0,
                  batch_size: int = 128, shuffle_seed: int = 0):
         super().__init__()
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ConfigError("data.batch_size", f"must be an integer >= 1, got {batch_size!r}")
-        for key, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-            if not isinstance(value, (int, float)) or not 0 < value < 1:
-                raise ConfigError(f"data.{key}", f"must be in (0, 1), got {value!r}")
         if val_fraction + test_fraction >= 1:
             raise ConfigError("data.val_fraction", "val_fraction + test_fraction must leave a training split")
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
@@ -107,6 +103,15 @@ class InMemoryDataModule(L.LightningDataModule):
                               f"val_fraction={self.val_fraction} and test_fraction={self.test_fraction} leave a split "
                               "with fewer samples than classes (or empty); make the fractions larger") from None
         return {"train": train, "val": val, "test": test}
+
+    def input_example(self) -> torch.Tensor:
+        """One training input row, batched (what a memory estimate feeds the net)."""
+        return self.splits["train"][0][torch.arange(1)]
+
+    def largest_feature(self) -> float:
+        """The largest |training feature| (NaN for word ids and sparse text rows): a scaling check."""
+        x = self.splits["train"][0]
+        return x.abs().max().item() if isinstance(x, torch.Tensor) and x.is_floating_point() else math.nan
 
     def setup(self, stage: str) -> None:
         device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
@@ -162,8 +167,6 @@ class ArrayDataModule(InMemoryDataModule):
                  encoder: dict | None = None, **split_options):
         if encoder:
             raise ConfigError("model", "model=text_* needs text data: data=bbc_news, imdb, rotten_tomatoes or text_files")
-        if scaler not in SCALERS:
-            raise ConfigError("data.scaler", f"unknown scaler {scaler!r}; choose one of {sorted(SCALERS)}")
         self.loader, self.scaler_name = loader, scaler
         super().__init__(**split_options)
 

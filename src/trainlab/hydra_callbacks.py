@@ -6,13 +6,14 @@ wrote a summary, or settings that cannot be compared) with code 2; an output fol
 written exits with code 4 before any job starts."""
 from __future__ import annotations
 
-import sys
 import tempfile
 from pathlib import Path
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
+
+from trainlab.errors import CannotWrite, ConfigError, exit_with
 
 
 def ensure_writable(folder: str, key: str) -> None:
@@ -22,9 +23,8 @@ def ensure_writable(folder: str, key: str) -> None:
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as error:
-        print(f"error: cannot write the output folder {folder}: {error.strerror or error}; choose a writable "
-              f"folder with {key}=... (earlier runs are untouched)", file=sys.stderr)
-        raise SystemExit(4) from None
+        exit_with(CannotWrite(f"the output folder {folder}", error.strerror or str(error),
+                              f"choose a writable folder with {key}=... (earlier runs are untouched)"))
 
 
 class WritableOutputDir(Callback):
@@ -46,9 +46,8 @@ class ReplicateSeeds(Callback):
             if override.key_or_group == "seed" and not override.is_sweep_override():
                 start = override.value()
                 hint = f"seed=range({start},{start + replicates})" if isinstance(start, int) else "a list, seed=1,2,3"
-                print(f"error: seed: seed={start} would replace the {replicates} seeds that replicates={replicates} sweeps, "
-                      f"leaving one; write {hint}, or leave seed out", file=sys.stderr)
-                raise SystemExit(2)
+                exit_with(ConfigError("seed", f"seed={start} would replace the {replicates} seeds that "
+                                      f"replicates={replicates} sweeps, leaving one; write {hint}, or leave seed out"))
 
 
 class ReportAfterSweep(Callback):

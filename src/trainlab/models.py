@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import inspect
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -25,7 +25,7 @@ class GroupNorm1d(nn.GroupNorm):
     """GroupNorm called like the other norms, with the feature count first."""
 
     def __init__(self, num_features: int, num_groups: int = 8):
-        if num_groups < 1 or num_features % num_groups:
+        if num_features % num_groups:
             raise ConfigError("norm.num_groups", f"{num_groups} does not divide the hidden width {num_features}")
         super().__init__(num_groups, num_features)
 
@@ -35,9 +35,6 @@ class PooledEmbedding(nn.Module):
 
     def __init__(self, num_embeddings: int, embedding_dim: int = 64, pooling: str = "mean"):
         super().__init__()
-        if pooling not in ("mean", "max"):
-            raise ConfigError("model.encoder.pooling", f"unknown pooling {pooling!r}; use mean or max")
-        _check_positive("model.encoder.embedding_dim", embedding_dim)
         self.embedding = nn.Embedding(num_embeddings, embedding_dim, padding_idx=0)
         self.pooling = pooling
 
@@ -53,21 +50,14 @@ class PooledEmbedding(nn.Module):
         return f"pooling={self.pooling}"
 
 
-def _check_positive(key: str, value: int, minimum: int = 1) -> None:
-    if not isinstance(value, int) or value < minimum:
-        raise ConfigError(key, f"must be an integer >= {minimum}, got {value!r}")
-
-
 def hidden_widths(shape: str, width: int = 256, depth: int = 3, bottleneck: int = 256,
                   hidden: list[int] | None = None, allow_wide_bottleneck: bool = False) -> list[int]:
-    """Hidden-layer widths for a named shape (`depth` hidden layers; `custom` takes `hidden`)."""
+    """Hidden-layer widths for a named shape (`depth` hidden layers; `custom` takes `hidden`).
+
+    Types and ranges are trainlab.schema's; what depends on several values is checked here.
+    """
     if shape == "custom":
-        widths = list(hidden or [])
-        for w in widths:
-            _check_positive("model.hidden", w)
-        return widths
-    _check_positive("model.depth", depth, minimum=0)
-    _check_positive("model.width", width)
+        return list(hidden or [])
     if shape == "uniform":
         return [width] * depth
     if shape == "pyramid":
@@ -75,7 +65,6 @@ def hidden_widths(shape: str, width: int = 256, depth: int = 3, bottleneck: int 
             raise ConfigError("model.width", f"{width} cannot halve {depth - 1} times; widen it or lower model.depth")
         return [width >> i for i in range(depth)]
     if shape == "hourglass":
-        _check_positive("model.bottleneck", bottleneck)
         if bottleneck > width and not allow_wide_bottleneck:
             raise ConfigError("model.bottleneck", f"{bottleneck} is wider than model.width={width}; "
                               "lower it, or set model.allow_wide_bottleneck=true for an inverted hourglass")
@@ -95,10 +84,8 @@ class MLP(nn.Sequential):
     def __init__(self, in_features: int, num_classes: int, widths: list[int],
                  activation: Callable[[], nn.Module], norm: Callable[[int], nn.Module] | None = None,
                  dropout: float = 0.0, encoder: nn.Module | None = None):
-        if not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-            raise ConfigError("model.dropout", f"must be in [0, 1), got {dropout!r}")
         layers: list[nn.Module] = [encoder] if encoder is not None else []
-        for fan_in, fan_out in zip([in_features, *widths], widths):
+        for fan_in, fan_out in zip([in_features, *widths], widths, strict=False):
             layers.append(nn.Linear(fan_in, fan_out))
             if norm is not None:
                 layers.append(norm(fan_out))
@@ -127,6 +114,38 @@ def _gain_name(activation: nn.Module) -> tuple[str, float | None]:
     return "linear", None
 
 
+# torch.nn.init functions by scheme name; None keeps torch's own default init of each layer.
+INIT_SCHEMES: dict[str, Callable[..., object] | None] = {
+    "default": None,
+    "zeros": nn.init.zeros_,
+    "constant": nn.init.constant_,
+    "uniform": nn.init.uniform_,
+    "normal": nn.init.normal_,
+    "trunc_normal": nn.init.trunc_normal_,
+    "sparse": nn.init.sparse_,
+    "xavier_uniform": nn.init.xavier_uniform_,
+    "xavier_normal": nn.init.xavier_normal_,
+    "kaiming_uniform": nn.init.kaiming_uniform_,
+    "kaiming_normal": nn.init.kaiming_normal_,
+    "orthogonal": nn.init.orthogonal_,
+    "eye": nn.init.eye_,
+}
+
+
+def set_by_activation(scheme: str) -> set[str]:
+    """Parameters the activation decides: the gain, and Kaiming's nonlinearity and negative slope."""
+    return {"gain", "nonlinearity", "a"} if scheme.startswith("kaiming") else {"gain"}
+
+
+def init_parameters(scheme: str) -> dict[str, object]:
+    """The parameters a config may set for `scheme`, with torch's defaults."""
+    function = INIT_SCHEMES[scheme]
+    if function is None:
+        return {}
+    fixed = {"tensor", "generator", *set_by_activation(scheme)}
+    return {p.name: p.default for p in inspect.signature(function).parameters.values() if p.name not in fixed}
+
+
 def init_weights(net: nn.Module, scheme: str, bias: float | None = None, activation: nn.Module | None = None,
                  **params) -> None:
     """Initialise every Linear layer of `net` with a torch.nn.init scheme via `module.apply`.
@@ -134,32 +153,20 @@ def init_weights(net: nn.Module, scheme: str, bias: float | None = None, activat
     `activation` (the hidden layers' nonlinearity) sets Xavier's and orthogonal's gain and Kaiming's
     nonlinearity; None means linear.
     """
-    name, param = _gain_name(activation) if activation is not None else ("linear", None)
-    gain = nn.init.calculate_gain(name, param)
-    # Kaiming takes the nonlinearity itself; torch supports only the ReLU family there.
-    kaiming = {"nonlinearity": name, "a": param or 0} if name in ("relu", "leaky_relu") else {}
-    schemes: dict[str, Callable[[torch.Tensor], object]] = {
-        "default": lambda w: None,
-        "zeros": nn.init.zeros_,
-        "constant": lambda w: nn.init.constant_(w, **params),
-        "uniform": lambda w: nn.init.uniform_(w, **params),
-        "normal": lambda w: nn.init.normal_(w, **params),
-        "trunc_normal": lambda w: nn.init.trunc_normal_(w, **params),
-        "sparse": lambda w: nn.init.sparse_(w, **params),
-        "xavier_uniform": lambda w: nn.init.xavier_uniform_(w, gain=gain),
-        "xavier_normal": lambda w: nn.init.xavier_normal_(w, gain=gain),
-        "kaiming_uniform": lambda w: nn.init.kaiming_uniform_(w, **params, **kaiming),
-        "kaiming_normal": lambda w: nn.init.kaiming_normal_(w, **params, **kaiming),
-        "orthogonal": lambda w: nn.init.orthogonal_(w, gain=gain),
-        "eye": nn.init.eye_,
-    }
-    if scheme not in schemes:
-        raise ConfigError("init.scheme", f"unknown scheme {scheme!r}; choose one of {sorted(schemes)}")
+    function = INIT_SCHEMES[scheme]
+    name, slope = _gain_name(activation) if activation is not None else ("linear", None)
+    derived = {"gain": nn.init.calculate_gain(name, slope)}
+    if name in ("relu", "leaky_relu"):  # Kaiming takes the nonlinearity itself, for the ReLU family only
+        derived |= {"nonlinearity": name, "a": slope or 0}
+    if function is not None:
+        accepted = inspect.signature(function).parameters
+        params |= {k: v for k, v in derived.items() if k in accepted and k in set_by_activation(scheme)}
 
     def apply(module: nn.Module) -> None:
         if isinstance(module, nn.Linear):
             with torch.no_grad():
-                schemes[scheme](module.weight)
+                if function is not None:
+                    function(module.weight, **params)
                 if bias is not None and module.bias is not None:
                     nn.init.constant_(module.bias, bias)
 
@@ -168,6 +175,9 @@ def init_weights(net: nn.Module, scheme: str, bias: float | None = None, activat
 
 def count_parameters(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
+
+
+MODEL_KEYS = {"dropout", "encoder", *inspect.signature(hidden_widths).parameters}
 
 
 def build_mlp(in_features: int, num_outputs: int, model_cfg: dict, activation: Callable[[], nn.Module],
@@ -183,10 +193,6 @@ def build_mlp(in_features: int, num_outputs: int, model_cfg: dict, activation: C
         encoder = PooledEmbedding(in_features, encoder_cfg.get("embedding_dim", 64), encoder_cfg.get("pooling", "mean"))
         in_features = encoder.embedding.embedding_dim
     shape_keys = {k: v for k, v in model_cfg.items() if k not in ("dropout", "encoder")}
-    unknown = set(shape_keys) - set(inspect.signature(hidden_widths).parameters)
-    if unknown:
-        raise ConfigError(f"model.{sorted(unknown)[0]}", f"not a model setting; known: dropout, encoder, "
-                          f"{', '.join(inspect.signature(hidden_widths).parameters)}")
     net = MLP(in_features, num_outputs, hidden_widths(**shape_keys), activation, norm,
               model_cfg.get("dropout", 0.0), encoder)
     init_weights(net, activation=activation(), **init_cfg)

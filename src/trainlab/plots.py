@@ -36,12 +36,12 @@ def band(ax, runs: list[dict], key: str, **style) -> None:
     """The mean of `key` per epoch over runs, shaded with its 95% t interval where >= 2 runs reached the epoch."""
     by_epoch: dict[int, list[float]] = {}
     for run in runs:
-        for epoch, value in zip(*series(run["history"], key)):
+        for epoch, value in zip(*series(run["history"], key), strict=True):
             by_epoch.setdefault(epoch, []).append(value)
     epochs = sorted(by_epoch)
     estimates = [estimate(by_epoch[e]) for e in epochs]
     line, = ax.plot(epochs, [e.mean for e in estimates], marker="." if len(epochs) < 30 else None, **style)
-    shaded = [(x, e) for x, e in zip(epochs, estimates) if e.n >= 2]
+    shaded = [(x, e) for x, e in zip(epochs, estimates, strict=True) if e.n >= 2]
     if shaded:
         ax.fill_between([x for x, _ in shaded], [e.lo for _, e in shaded], [e.hi for _, e in shaded],
                         color=line.get_color(), alpha=0.2, linewidth=0)
@@ -69,11 +69,11 @@ def plot_curves(settings: list[Setting], path: Path) -> Path:
     fig = Figure(figsize=FIGSIZE, dpi=DPI)
     axes = fig.subplots(1, 2)
     for setting in settings:
-        for ax, key in zip(axes, ("val/loss", "val/acc")):
+        for ax, key in zip(axes, ("val/loss", "val/acc"), strict=True):
             label = shorten(setting.name, 40) + (f" (n={setting.n})" if setting.n > 1 else "")
             band(ax, plotted_runs(setting), key, label=label, linestyle="-" if setting.runs else "--")
     epochs = max((_epochs(plotted_runs(s)) for s in settings), default=0)
-    for ax, key in zip(axes, ("val loss", "val acc")):
+    for ax, key in zip(axes, ("val loss", "val acc"), strict=True):
         _epoch_axis(ax, key, epochs)
     axes[1].legend(fontsize="small")
     return save(fig, path)
@@ -85,7 +85,7 @@ def plot_train_vs_val(title: str, runs: list[dict], path: Path) -> Path:
     axes = fig.subplots(1, 2)
     best = {r["summary"].get("best_epoch") for r in runs} - {None}
     best_epoch = best.pop() if len(best) == 1 else None  # replicates that stopped at different epochs: no line
-    for ax, what in zip(axes, ("loss", "acc")):
+    for ax, what in zip(axes, ("loss", "acc"), strict=True):
         for split in ("train", "val"):
             band(ax, runs, f"{split}/{what}", label=split)
         if best_epoch is not None:
@@ -116,7 +116,8 @@ def plot_bias_variance(settings: list[Setting], path: Path) -> Path | None:
             samples = (runs[0]["summary"].get("evaluated") or {}).get("val_samples")
             points.append(estimate([1 - r["summary"]["final"][key] for r in runs], samples))
         ax.errorbar(sizes, [p.mean for p in points], marker="o", capsize=3, label=label,
-                    yerr=[[p.mean - p.lo if p.method else 0 for p in points], [p.hi - p.mean if p.method else 0 for p in points]])
+                    yerr=[[p.mean - p.lo if p.method else 0 for p in points],
+                          [p.hi - p.mean if p.method else 0 for p in points]])
     ax.set_xscale("log")
     ax.set(xlabel="parameters", ylabel="error = 1 - accuracy (last epoch)", title="error against model size (95% bars)")
     ax.grid(alpha=0.3, which="both")

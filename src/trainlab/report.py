@@ -2,7 +2,7 @@
 
     python -m trainlab.report outputs/multirun/<date_time>      # or one run folder
 
-Every folder below the given one that holds a `summary.json` (written by trainlab.train) is a run.
+Every folder below the given one that holds a `summary.json` (written by trainlab.pipeline) is a run.
 Runs that differ only in `seed` / `data.split_seed` are replicates of one setting (trainlab.compare).
 Written into the given folder: `report.md` (one row per setting with 95% intervals and ties with the
 best, the experiment's claims checked, then one row per run), `claims.json` (the claims' outcomes),
@@ -19,7 +19,6 @@ import argparse
 import csv
 import html
 import json
-import os
 import re
 import sys
 from pathlib import Path
@@ -28,10 +27,22 @@ from urllib.parse import quote
 import yaml
 
 from trainlab.claims import evaluate as evaluate_claims
-from trainlab.compare import (RANK_METRIC, REPLICATE_KEYS, Setting, fit_summary, group_settings, is_setting_override,
-                              override_key, rank, replicate_id, run_metrics, versus_best_text)
+from trainlab.compare import (
+    RANK_METRIC,
+    REPLICATE_KEYS,
+    Setting,
+    fit_summary,
+    group_settings,
+    is_setting_override,
+    override_key,
+    rank,
+    replicate_id,
+    run_metrics,
+    versus_best_text,
+)
 from trainlab.errors import ConfigError
 from trainlab.plots import DPI, FIGSIZE, shorten, write_plots
+from trainlab.tracking import log_report, wandb_project
 
 COLUMNS = ["combination", "train acc", "val acc", "train loss", "val loss", "test acc", "params", "time (s)", "verdict"]
 SETTING_COLUMNS = ["rank", "setting", "n", "val acc", "test acc", "train acc", "val loss", "train loss", "params",
@@ -104,7 +115,7 @@ def add_combinations(runs: list[dict]) -> None:
     """combination = the overrides that differ between runs (all of them for a single run), tooling left out."""
     own = [[o for o in r["overrides"] if is_setting_override(o) or override_key(o) in REPLICATE_KEYS] for r in runs]
     common = set.intersection(*(set(o) for o in own)) if len(runs) > 1 else set()
-    for run, overrides in zip(runs, own):
+    for run, overrides in zip(runs, own, strict=True):
         differing = [o for o in overrides if o not in common]
         run["combination"] = ", ".join(differing) or ("default" if not overrides else run["name"])
 
@@ -205,37 +216,6 @@ def write_html(folder: Path, tables: dict[str, str], images: dict[Path, str]) ->
     return path
 
 
-def wandb_project(runs: list[dict]) -> str | None:
-    """The W&B project the runs logged to (their config's logger.project), else None."""
-    for run in runs:
-        wandb_dir = run["dir"] / "wandb"
-        if any(d.is_dir() for pattern in ("offline-run-*", "run-*") for d in wandb_dir.glob(pattern)):
-            logger = run["config"].get("logger")
-            project = logger.get("project") if isinstance(logger, dict) else None
-            return project or os.environ.get("WANDB_PROJECT", "trainlab")
-    return None
-
-
-def log_to_wandb(folder: Path, project: str, tables: dict[str, tuple[list[str], list[list[str]]]],
-                 images: dict[Path, str]) -> Path | None:
-    """Tables and plots to one W&B run (offline unless WANDB_MODE says otherwise); never fatal."""
-    try:
-        import wandb
-
-        settings = wandb.Settings(init_timeout=30, silent=True, console="off", x_disable_stats=True)
-        run = wandb.init(project=project, dir=str(folder), job_type="report", group=folder.name,
-                         name=f"report-{folder.name}", mode=os.environ.get("WANDB_MODE", "offline"), settings=settings)
-        try:
-            run.log({**{name: wandb.Table(columns=columns, data=rows) for name, (columns, rows) in tables.items()},
-                     **{p.relative_to(folder).with_suffix("").as_posix(): wandb.Image(str(p)) for p in images}})
-            return Path(run.dir).parent
-        finally:
-            run.finish()
-    except Exception as error:  # a report must not fail because W&B did
-        print(f"warning: W&B logging skipped: {shorten(error, 200)}", file=sys.stderr)
-        return None
-
-
 def sweep_claims(runs: list[dict]) -> list[dict]:
     """The claims the sweep's experiment states (in every run's saved config; the first one that has any)."""
     return next((list(r["config"]["claims"]) for r in runs if r["config"].get("claims")), [])
@@ -278,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     images = write_plots(folder, ranked)
     page = write_html(folder, {name: html_table(rows, columns) for name, (columns, rows) in tables.items()}, images)
     project = None if args.no_wandb else wandb_project(runs)
-    wandb_dir = log_to_wandb(folder, project, tables, images) if project else None
+    wandb_dir = log_report(folder, project, tables, images) if project else None
 
     print("\n".join(text for heading, text in sections.items() if heading != "Runs"))
     print(f"report: {folder / 'report.md'}\n        {page}")

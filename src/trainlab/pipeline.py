@@ -1,0 +1,63 @@
+"""One run, top to bottom: check the config, build what it names, fit, test on the best checkpoint, summarise."""
+from __future__ import annotations
+
+import logging
+import time
+
+import torch
+from omegaconf import DictConfig, open_dict
+
+from trainlab import schema, summary, tracking
+from trainlab.build import build_run
+from trainlab.errors import ConfigError
+from trainlab.job import job_identity
+from trainlab.resume import check_checkpoint, open_run_folder, resumed_config
+
+log = logging.getLogger("trainlab")
+
+# fp16's smallest subnormal is ~6e-8: an Adam/RMSprop eps of 1e-8 rounds to 0 and divides by zero.
+FP16_MIN_EPS = 1e-4
+
+
+def train_and_test(cfg: DictConfig) -> dict:
+    """Train and test the configured model; returns (and writes) the run summary."""
+    started = time.perf_counter()
+    cfg, resume_from = resumed_config(cfg)
+    identity = job_identity()
+    prepare(cfg, identity)
+    out = open_run_folder(cfg, resume_from)
+    run = build_run(cfg)
+    if resume_from is not None:
+        check_checkpoint(resume_from, run.module)
+    summary.record_labels(out, run.datamodule)
+    record = summary.run_record(run, identity["overrides"])
+    trainer, module = run.trainer, run.module
+    with tracking.tracked(trainer, cfg, run.memory), summary.failure_recorded(run, out, record, started):
+        # Checkpoints are our own, but load them as plain data all the same (weights_only).
+        trainer.fit(module, datamodule=run.datamodule, ckpt_path=resume_from, weights_only=True)
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        # Test once, on the best checkpoint when one was saved (else the final weights).
+        tested = trainer.test(module, datamodule=run.datamodule, ckpt_path=best or None, verbose=False, weights_only=True)
+    return summary.completed(run, out, tested, best, record, started)
+
+
+def prepare(cfg: DictConfig, identity: dict) -> None:
+    """Check every key, and what this machine can run; settle what the config leaves to the job."""
+    schema.check(cfg)
+    if cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():
+        raise ConfigError("trainer.accelerator", "trainer=gpu but torch sees no CUDA GPU here; "
+                          "use trainer=cpu or trainer=default")
+    tracking.prepare(cfg, identity)
+    adapt_to_precision(cfg)
+    threads = cfg.get("threads") or (1 if "Joblib" in identity["launcher"] else None)
+    if threads:  # jobs of a joblib sweep run side by side: one thread each unless told otherwise
+        torch.set_num_threads(threads)
+
+
+def adapt_to_precision(cfg: DictConfig) -> None:
+    """16-true with a tiny optimizer eps gives NaN within an epoch: raise eps, and say so."""
+    eps = cfg.optim.get("eps")
+    if cfg.trainer.precision == "16-true" and eps is not None and eps < FP16_MIN_EPS:
+        log.warning("precision=16-true: optim.eps=%g underflows in fp16 and would give NaN; using %g", eps, FP16_MIN_EPS)
+        with open_dict(cfg):
+            cfg.optim.eps = FP16_MIN_EPS

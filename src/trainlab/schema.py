@@ -1,0 +1,311 @@
+"""The type and range of every config key, checked in one pass before anything is built.
+
+`RULES` maps a dotted key (`*` matches one part, `**` any number) to what it accepts; `check` walks the resolved
+config and raises one ConfigError naming the first key at fault. A key no rule names is still
+checked against the parameters of the object its group builds (`_target_`), so a `+optim.foo=1`
+fails here, not as a TypeError inside the library. tests/test_schema.py proves every key of every
+shipped option has a rule. Value checks that need the data (a GroupNorm's groups dividing a width,
+a pyramid halving too often) stay where the data is known.
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+import math
+import re
+from collections.abc import Callable
+
+from omegaconf import DictConfig, OmegaConf
+
+from trainlab.errors import ConfigError
+
+
+class Rule:
+    def __init__(self, describe: str, accepts: Callable[[object], bool]):
+        self.describe, self.accepts = describe, accepts
+
+
+class NamesIn(Rule):
+    """One of the keys of a table that lives with its code (`module:NAME`), imported when first checked."""
+
+    def __init__(self, where: str):
+        self.where = where
+
+    @property
+    def names(self) -> list[str]:
+        module, name = self.where.split(":")
+        return list(getattr(importlib.import_module(module), name))
+
+    @property
+    def describe(self) -> str:
+        return f"one of {', '.join(self.names)}"
+
+    def accepts(self, value) -> bool:
+        return value in self.names
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def integer(minimum: int | None = None) -> Rule:
+    return Rule("an integer" + (f" >= {minimum}" if minimum is not None else ""),
+                lambda v: _is_int(v) and (minimum is None or v >= minimum))
+
+
+def number(low: float | None = None, high: float | None = None, low_open: bool = False, high_open: bool = False) -> Rule:
+    if low is not None and high is not None:
+        describe = f"a number in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    elif low is not None:
+        describe = f"a number {'>' if low_open else '>='} {low:g}"
+    else:
+        describe = "a finite number"
+
+    def accepts(v) -> bool:
+        if not _is_number(v):
+            return False
+        above = low is None or (v > low if low_open else v >= low)
+        below = high is None or (v < high if high_open else v <= high)
+        return above and below
+    return Rule(describe, accepts)
+
+
+def one_of(*options) -> Rule:
+    return Rule(f"one of {', '.join(map(str, options))}", lambda v: v in options)
+
+
+def either(*rules: Rule) -> Rule:
+    return Rule(" or ".join(r.describe for r in rules), lambda v: any(r.accepts(v) for r in rules))
+
+
+def list_of(rule: Rule, length: int | None = None) -> Rule:
+    size = f"{length} " if length else ""
+    return Rule(f"a list of {size}values, each {rule.describe}",
+                lambda v: isinstance(v, list) and (length is None or len(v) == length) and all(map(rule.accepts, v)))
+
+
+NULL = Rule("null", lambda v: v is None)
+FLAG = Rule("true or false", lambda v: isinstance(v, bool))
+TEXT = Rule("a string", lambda v: isinstance(v, str))
+ANY = Rule("anything", lambda v: True)
+FRACTION = number(0, 1, low_open=True, high_open=True)
+POSITIVE = number(0, low_open=True)
+NON_NEGATIVE = number(0)
+FOLDER = TEXT
+
+RULES: dict[str, Rule] = {
+    "**._target_": TEXT,
+    "**._partial_": FLAG,
+    "seed": integer(),
+    "replicates": integer(1),
+    "claims": Rule("a list of claims (see conf/experiment/)", lambda v: isinstance(v, list)),
+    "resume": either(NULL, FOLDER),
+    "threads": either(NULL, integer(1)),
+    "optimized_metric": TEXT,
+    "paths.output_dir": FOLDER,
+    # data
+    "data.loader.return_X_y": FLAG,
+    "data.scaler": NamesIn("trainlab.data:SCALERS"),
+    "data.val_fraction": FRACTION,
+    "data.test_fraction": FRACTION,
+    "data.split_seed": integer(),
+    "data.batch_size": integer(1),
+    "data.text_column": TEXT,
+    "data.label_column": TEXT,
+    "data.num_classes": either(NULL, integer(2)),
+    "data.path": TEXT,
+    "data.dataset": TEXT,
+    # model
+    "model.shape": one_of("hourglass", "pyramid", "uniform", "custom"),
+    "model.width": integer(1),
+    "model.bottleneck": integer(1),
+    "model.depth": integer(0),
+    "model.hidden": list_of(integer(1)),
+    "model.dropout": number(0, 1, high_open=True),
+    "model.allow_wide_bottleneck": FLAG,
+    "model.encoder.kind": one_of("multi_hot", "embedding"),
+    "model.encoder.num_words": integer(1),
+    "model.encoder.max_len": integer(1),
+    "model.encoder.embedding_dim": integer(1),
+    "model.encoder.pooling": one_of("mean", "max"),
+    # activation, init, norm
+    "activation.negative_slope": NON_NEGATIVE,
+    "activation.alpha": POSITIVE,
+    "activation.beta": POSITIVE,
+    "activation.approximate": one_of("none", "tanh"),
+    "init.scheme": NamesIn("trainlab.models:INIT_SCHEMES"),
+    "init.mean": number(),
+    "init.std": POSITIVE,
+    "init.a": number(),
+    "init.b": number(),
+    "init.val": number(),
+    "init.sparsity": number(0, 1, high_open=True),
+    "init.mode": one_of("fan_in", "fan_out"),
+    "init.bias": either(NULL, number()),
+    "norm.num_groups": integer(1),
+    "norm.eps": POSITIVE,
+    "norm.momentum": either(NULL, number(0, 1)),
+    "norm.affine": FLAG,
+    # optimizer and schedule
+    "optim.lr": POSITIVE,
+    "optim.weight_decay": NON_NEGATIVE,
+    "optim.momentum": number(0, 1, high_open=True),
+    "optim.dampening": number(0, 1),
+    "optim.nesterov": FLAG,
+    "optim.eps": POSITIVE,
+    "optim.alpha": number(0, 1, high_open=True),
+    "optim.betas": list_of(number(0, 1, high_open=True), length=2),
+    "optim.amsgrad": FLAG,
+    "optim.centered": FLAG,
+    "scheduler.step_size": integer(1),
+    "scheduler.gamma": POSITIVE,
+    "scheduler.T_max": integer(1),
+    "scheduler.eta_min": NON_NEGATIVE,
+    # trainer and precision
+    "trainer.accelerator": one_of("auto", "cpu", "gpu", "cuda", "mps"),
+    "trainer.devices": either(integer(1), list_of(integer(0)), one_of("auto")),
+    "trainer.num_nodes": integer(1),
+    "trainer.strategy": TEXT,
+    "trainer.precision": NamesIn("trainlab.models:BYTES_PER_VALUE"),  # conf/precision/ has one file each
+    "trainer.max_epochs": integer(1),
+    "trainer.check_val_every_n_epoch": integer(1),
+    "trainer.log_every_n_steps": integer(1),
+    "trainer.num_sanity_val_steps": integer(-1),
+    "trainer.enable_model_summary": FLAG,
+    "trainer.deterministic": either(FLAG, one_of("warn")),
+    "trainer.default_root_dir": FOLDER,
+    "trainer.fast_dev_run": either(FLAG, integer(1)),
+    "trainer.limit_*_batches": either(integer(1), number(0, 1, low_open=True)),
+    "trainer.overfit_batches": either(integer(0), number(0, 1)),
+    "trainer.profiler": either(NULL, one_of("simple", "advanced", "pytorch")),
+    "trainer.gradient_clip_val": either(NULL, NON_NEGATIVE),
+    "trainer.gradient_clip_algorithm": either(NULL, one_of("norm", "value")),
+    "trainer.accumulate_grad_batches": integer(1),
+    # callbacks
+    "callbacks.*": Rule("null (the callback switched off)", lambda v: v is None),
+    "callbacks.*.monitor": TEXT,
+    "callbacks.*.mode": one_of("min", "max"),
+    "callbacks.*.dirpath": FOLDER,
+    "callbacks.*.filename": TEXT,
+    "callbacks.early_stopping.patience": integer(0),
+    "callbacks.early_stopping.min_delta": NON_NEGATIVE,
+    "callbacks.model_checkpoint.save_top_k": integer(-1),
+    "callbacks.model_checkpoint.save_last": FLAG,
+    "callbacks.model_checkpoint.auto_insert_metric_name": FLAG,
+    "callbacks.lr_monitor.logging_interval": either(NULL, one_of("step", "epoch")),
+    "callbacks.progress_bar.refresh_rate": integer(0),
+    "callbacks.fit_verdict.underfit_acc": number(0, 1),
+    "callbacks.fit_verdict.overfit_gap": number(0, 1),
+    "callbacks.fit_verdict.turn_tolerance": NON_NEGATIVE,
+    "callbacks.gradient_flow.every_n_steps": integer(1),
+    "callbacks.gradient_flow.vanishing_ratio": number(1),
+    "callbacks.gradient_flow.exploding_norm": POSITIVE,
+    # loggers
+    "logger.save_dir": FOLDER,
+    "logger.name": either(NULL, TEXT),
+    "logger.version": either(NULL, TEXT, integer(0)),
+    "logger.project": TEXT,
+    "logger.mode": one_of("online", "offline", "disabled"),
+    "logger.group": either(NULL, TEXT),
+    "logger.job_type": either(NULL, TEXT),
+}
+
+
+def _regex(pattern: str) -> re.Pattern:
+    parts = (".*" if part == "**" else re.escape(part).replace(r"\*", "[^.]+") for part in pattern.split("."))
+    return re.compile(r"\.".join(parts) + "$")
+
+
+PATTERNS = [(_regex(pattern), rule) for pattern, rule in RULES.items()]
+
+
+def rule_for(key: str) -> Rule | None:
+    return next((rule for pattern, rule in PATTERNS if pattern.match(key)), None)
+
+
+def _leaves(node, prefix: str = ""):
+    if isinstance(node, dict):
+        for name, value in node.items():
+            yield from _leaves(value, f"{prefix}{name}.")
+    else:
+        yield prefix[:-1], node
+
+
+def check_replicates(replicates) -> int:
+    """`replicates` is a count of runs per setting: an integer >= 1."""
+    if not RULES["replicates"].accepts(replicates):
+        raise ConfigError("replicates", f"must be an integer >= 1 (runs per setting, one seed each), got {replicates!r}")
+    return replicates
+
+
+def check(cfg: DictConfig) -> None:
+    """Raise a ConfigError for the first key of `cfg` whose value its rule refuses, or that nothing accepts."""
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    resolved.pop("hydra", None)
+    for key, value in _leaves(resolved):
+        rule = rule_for(key)
+        if rule is not None and not rule.accepts(value):
+            raise ConfigError(key, f"must be {rule.describe}, got {value!r}")
+    for group, node in resolved.items():
+        _check_parameters(group, node)
+    _check_init(resolved.get("init") or {})
+    _check_model(resolved.get("model") or {})
+
+
+def _parameters(target: str) -> set[str] | None:
+    """The keyword parameters `target` takes, or None when it takes any (**kwargs) or cannot be found."""
+    module, _, name = target.rpartition(".")
+    try:
+        obj = getattr(importlib.import_module(module), name)
+        parameters = inspect.signature(obj).parameters.values()
+    except (ImportError, AttributeError, ValueError, TypeError):
+        return None  # Hydra's instantiate then says what is wrong with the target itself
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return None
+    return {p.name for p in parameters}
+
+
+def _check_parameters(prefix: str, node) -> None:
+    """Every key of a node Hydra instantiates must be a parameter of its `_target_`."""
+    if not isinstance(node, dict):
+        return
+    for name, value in node.items():
+        _check_parameters(f"{prefix}.{name}", value)
+    if "_target_" not in node:
+        return
+    known = _parameters(node["_target_"])
+    extra = sorted(k for k in node if not k.startswith("_") and known is not None and k not in known)
+    if extra:
+        raise ConfigError(f"{prefix}.{extra[0]}", f"not a parameter of {node['_target_']}; "
+                          f"it takes {', '.join(sorted(known - {'self'})) or 'none'}")
+
+
+def _check_init(init: dict) -> None:
+    from trainlab.models import init_parameters, set_by_activation  # torch is loaded by then anyway
+
+    scheme = init.get("scheme", "default")
+    defaults = init_parameters(scheme)
+    extra = sorted(set(init) - {"scheme", "bias"} - set(defaults))
+    derived = [key for key in extra if key in set_by_activation(scheme)]
+    if derived:
+        raise ConfigError(f"init.{derived[0]}", f"init={scheme} takes it from the activation group (activation=...), "
+                          "not from init")
+    if extra:
+        raise ConfigError(f"init.{extra[0]}", f"init={scheme} does not take it; it takes "
+                          f"{', '.join(sorted({*defaults, 'bias'}))}")
+    if {"a", "b"} <= set(defaults):
+        low, high = (init.get(k, defaults[k]) for k in ("a", "b"))
+        if low >= high:
+            raise ConfigError("init.b", f"must be above init.a={low} (the range to draw from), got {high}")
+
+
+def _check_model(model: dict) -> None:
+    from trainlab.models import MODEL_KEYS
+
+    extra = sorted(set(model) - MODEL_KEYS)
+    if extra:
+        raise ConfigError(f"model.{extra[0]}", f"not a model setting; known: {', '.join(sorted(MODEL_KEYS))}")

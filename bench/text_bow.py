@@ -12,7 +12,7 @@ subprocess so that peak memory is per pipeline:
             BCEWithLogits, RMSprop(lr=0.005), batch 512, in a hand-written loop;
   trainlab  the files loaded as data=imdb loads the Hub's (`datasets.load_dataset("parquet")`: an
             Arrow cache, built once before the runs as a download is, then memory-mapped),
-            trainlab.text.TextDataModule (multi_hot encoder: CSR rows, sparse batches),
+            trainlab.text.TextDataModule (multi-hot inputs: CSR rows, sparse batches),
             trainlab.build.build_net (model=text_bow), trainlab.module.Classifier and a Lightning Trainer.
 
 Measured per pipeline: peak RSS above the RSS right after imports (reading, encoding, training),
@@ -144,7 +144,7 @@ def run_trainlab(folder: Path, epochs: int, torch) -> tuple[list[float], list[fl
         loaded = load_corpus(folder)
         return {**loaded, "test": loaded["validation"]}
 
-    dm = TextDataModule(loader, encoder={"kind": "multi_hot", "num_words": VOCAB}, batch_size=BATCH, shuffle_seed=SEED)
+    dm = TextDataModule(loader, inputs="multi_hot", num_words=VOCAB, batch_size=BATCH, shuffle_seed=SEED)
     torch.manual_seed(SEED)
     cfg = compose_config("model=text_bow", "activation=relu", "init=default", "norm=none", output_dir=folder)
     net = build_net(cfg, dm.num_features, dm.num_classes)  # the notes' 10000-16-16-1 model, as model=text_bow builds it
@@ -178,9 +178,13 @@ def child(pipeline: str, folder: Path, epochs: int) -> None:
     import pyarrow.parquet  # noqa: F401
     import torch  # both pipelines import torch (and what they use) before the baseline RSS
 
-    if pipeline == "trainlab":
-        import datasets  # noqa: E401,F401
+    if pipeline == "trainlab":  # what trainlab's pipeline imports, so its peak counts data and training only
+        import datasets  # noqa: F401
+        import hydra  # noqa: F401
+        import lightning  # noqa: F401
 
+        import trainlab.build  # noqa: F401
+        import trainlab.text  # noqa: F401
     else:
         import sklearn.feature_extraction.text  # noqa: F401
     after_imports = rss_mib()

@@ -106,5 +106,5 @@ def test_splits_move_to_the_training_device_when_they_fit_and_batches_are_sliced
     xb, yb = next(iter(dm.train_dataloader()))
     assert xb.device.type == yb.device.type == "meta" and xb.shape == (64, 64)
     text = instantiate(make_cfg(tmp_path, "data=bbc_news", "model=text_bow").data, shuffle_seed=0,
-                       encoder={"kind": "multi_hot", "num_words": 100})
+                       inputs="multi_hot", num_words=100)
     assert not text.place_on(torch.device("meta"), budget=10**9)  # sparse word rows stay in host memory

@@ -7,15 +7,13 @@ import time
 import numpy as np
 import pytest
 import torch
-from hydra.utils import instantiate
-from omegaconf import OmegaConf
 from sklearn.feature_extraction.text import CountVectorizer
 from torch import nn
 
+from trainlab.build import build_datamodule
 from trainlab.errors import ConfigError
-from trainlab.models import PooledEmbedding
 from trainlab.pipeline import train_and_test
-from trainlab.text import MultiHotRows, load_hub, word_id_matrix
+from trainlab.text import MultiHotRows, WordEmbedding, load_hub, load_text_folder
 
 from conftest import make_cfg
 
@@ -24,7 +22,7 @@ QUIET = ("logger=none", "callbacks.progress_bar.refresh_rate=0")
 
 def text_datamodule(tmp_path, *overrides):
     cfg = make_cfg(tmp_path, *overrides)
-    return instantiate(cfg.data, shuffle_seed=0, encoder=OmegaConf.to_container(cfg.model.encoder))
+    return build_datamodule(cfg)
 
 
 def test_bbc_news_is_embedded(tmp_path):
@@ -37,7 +35,7 @@ def test_bbc_news_is_embedded(tmp_path):
 
 def test_vocabulary_comes_from_the_training_split_only(tmp_path, reviews_csv):
     dm = text_datamodule(tmp_path, "data=text_files", f"data.path={reviews_csv}", "data.text_column=review",
-                         "data.label_column=stars", "model=text_bow", "model.encoder.num_words=5")
+                         "data.label_column=stars", "model=text_bow", "data.num_words=5")
     assert dm.num_features == 5  # top-5 training words; no row may use a column beyond them
     assert all(rows.matrix.shape[1] == 5 for rows, _ in dm.splits.values())
 
@@ -46,9 +44,8 @@ def test_sparse_multi_hot_batches_equal_dense_linear_values_and_gradients():
     texts = ["the cat sat", "the dog ran far", "a cat and a dog", "far far away"]
     vectorizer = CountVectorizer(binary=True).fit(texts)
     dense = torch.tensor(vectorizer.transform(texts).toarray(), dtype=torch.float32)
-    vocab, analyze = vectorizer.vocabulary_, vectorizer.build_analyzer()
-    ids = [sorted({vocab[w] for w in analyze(t)}) for t in texts]
-    rows = MultiHotRows(word_id_matrix(np.concatenate(ids), np.array([len(i) for i in ids]), len(vocab)))
+    vocab = vectorizer.vocabulary_
+    rows = MultiHotRows(vectorizer.transform(texts).astype(np.float32))
     batch = rows[torch.tensor([2, 0, 3])]
     assert batch.layout == torch.sparse_csr  # fed to the first layer as it is, never densified
     torch.testing.assert_close(batch.to_dense(), dense[[2, 0, 3]])
@@ -62,24 +59,36 @@ def test_sparse_multi_hot_batches_equal_dense_linear_values_and_gradients():
 
 
 def test_embedding_ids_are_padded_and_truncated(tmp_path):
-    dm = text_datamodule(tmp_path, "data=bbc_news", "model=text_embed", "model.encoder.max_len=32")
+    dm = text_datamodule(tmp_path, "data=bbc_news", "model=text_embed", "data.max_len=32")
     ids = dm.splits["train"][0]
     assert ids.shape[1] == 32 and ids.dtype == torch.long
     assert ids.max() < dm.num_features == dm.vocabulary_size + 2
     filled = ids != 0
     assert torch.equal(filled, filled.cummin(dim=1).values)  # each document's words first, padding after
-    short = text_datamodule(tmp_path, "data=bbc_news", "model=text_embed", "model.encoder.max_len=2000").splits["train"][0]
+    short = text_datamodule(tmp_path, "data=bbc_news", "model=text_embed", "data.max_len=2000").splits["train"][0]
     assert (short == 0).any(dim=1).float().mean() > 0.95  # nearly every article is shorter: padded
 
 
 @pytest.mark.parametrize("pooling", ["mean", "max"])
 def test_pooling_ignores_padding(pooling):
     torch.manual_seed(0)
-    pool = PooledEmbedding(10, 4, pooling)
+    pool = WordEmbedding(10, 4, pooling)
     padded = pool(torch.tensor([[3, 5, 0, 0], [0, 0, 0, 0]]))
     unpadded = pool(torch.tensor([[3, 5]]))
     torch.testing.assert_close(padded[0], unpadded[0])
     assert torch.equal(padded[1], torch.zeros(4))
+
+
+def test_text_folder_is_read_by_class_subfolder(tmp_path):
+    for label, words in (("good", "great film"), ("bad", "dull film")):
+        (tmp_path / label).mkdir()
+        for i in range(3):
+            (tmp_path / label / f"{i}.txt").write_text(f"{words} {i}")
+    (tmp_path / "good" / "notes.md").write_text("not a document")  # only *.txt files are documents
+    loaded = load_text_folder(tmp_path)
+    assert loaded.features["label"].names == ["bad", "good"]
+    assert loaded["text"] == [f"dull film {i}" for i in range(3)] + [f"great film {i}" for i in range(3)]
+    assert loaded["label"] == [0, 0, 0, 1, 1, 1]
 
 
 def test_text_bow_learns_bbc_news(tmp_path):
@@ -143,7 +152,7 @@ def write_csv(path, rows):
     ([("good film", "a")] * 20, [], "only one class"),
     ([("good film", "a"), ("", "b")] * 20, [], "empty text"),
     ([("good film", "a"), ("bad film", "b"), ("ok film", "c")] * 20, ["data.num_classes=2"], "data.num_classes"),
-    ([("good film", "a"), ("bad film", "b")] * 20, ["model.encoder.num_words=0"], "model.encoder.num_words"),
+    ([("good film", "a"), ("bad film", "b")] * 20, ["data.num_words=0"], "data.num_words"),
 ])
 def test_bad_text_input_is_a_clear_error(tmp_path, rows, overrides, key):
     path = write_csv(tmp_path / "data.csv", rows) if rows else None

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import lightning as L
 from hydra.errors import InstantiationException
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
@@ -40,16 +40,24 @@ def instantiate_node(node: DictConfig, **kwargs):
         raise
 
 
+def model_inputs(cfg: DictConfig) -> str:
+    """What the net's first module reads: `features` (a row of numbers) unless a text encoder says otherwise."""
+    encoder = cfg.model.get("encoder")
+    return get_class(encoder._target_).reads if encoder else "features"
+
+
 def build_datamodule(cfg: DictConfig) -> InMemoryDataModule:
-    """The `data` group's datamodule, its splits loaded (text data reads the model's encoder settings)."""
-    return instantiate_node(cfg.data, shuffle_seed=cfg.seed, encoder=cfg.model.get("encoder"))
+    """The `data` group's datamodule, its splits loaded in the form the model reads."""
+    return instantiate_node(cfg.data, shuffle_seed=cfg.seed, inputs=model_inputs(cfg))
 
 
 def build_net(cfg: DictConfig, num_features: int, num_classes: int) -> MLP:
     """The plain nn.Module from the `model`, `activation`, `norm` and `init` groups."""
     norm = instantiate_node(cfg.norm) if cfg.norm else None
-    return build_mlp(num_features, output_size(num_classes), OmegaConf.to_container(cfg.model),
-                     instantiate_node(cfg.activation), norm, OmegaConf.to_container(cfg.init))
+    encoder = instantiate_node(cfg.model.encoder)(num_features) if cfg.model.get("encoder") else None
+    model = {k: v for k, v in OmegaConf.to_container(cfg.model).items() if k != "encoder"}
+    return build_mlp(encoder.out_features if encoder else num_features, output_size(num_classes), model,
+                     instantiate_node(cfg.activation), norm, OmegaConf.to_container(cfg.init), encoder)
 
 
 def build_module(cfg: DictConfig, datamodule: InMemoryDataModule) -> Classifier:

@@ -164,8 +164,8 @@ class ArrayDataModule(InMemoryDataModule):
     """Any (features, labels) array source, scaled on the training split only."""
 
     def __init__(self, loader: Callable[[], tuple[np.ndarray, np.ndarray]], scaler: str = "standard",
-                 encoder: dict | None = None, **split_options):
-        if encoder:
+                 inputs: str = "features", **split_options):
+        if inputs != "features":
             raise ConfigError("model", "model=text_* needs text data: data=bbc_news, imdb, rotten_tomatoes or text_files")
         self.loader, self.scaler_name = loader, scaler
         super().__init__(**split_options)

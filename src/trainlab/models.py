@@ -30,26 +30,6 @@ class GroupNorm1d(nn.GroupNorm):
         super().__init__(num_groups, num_features)
 
 
-class PooledEmbedding(nn.Module):
-    """Word ids (0 = padding) -> learned vectors -> mean or max over the non-padding positions."""
-
-    def __init__(self, num_embeddings: int, embedding_dim: int = 64, pooling: str = "mean"):
-        super().__init__()
-        self.embedding = nn.Embedding(num_embeddings, embedding_dim, padding_idx=0)
-        self.pooling = pooling
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        mask = (ids != 0).unsqueeze(-1)
-        vectors = self.embedding(ids)
-        if self.pooling == "mean":
-            return (vectors * mask).sum(1) / mask.sum(1).clamp(min=1)
-        pooled = vectors.masked_fill(~mask, float("-inf")).max(1).values
-        return pooled.masked_fill(~mask.any(1), 0.0)  # an all-padding document pools to zeros
-
-    def extra_repr(self) -> str:
-        return f"pooling={self.pooling}"
-
-
 def hidden_widths(shape: str, width: int = 256, depth: int = 3, bottleneck: int = 256,
                   hidden: list[int] | None = None, allow_wide_bottleneck: bool = False) -> list[int]:
     """Hidden-layer widths for a named shape (`depth` hidden layers; `custom` takes `hidden`).
@@ -97,10 +77,7 @@ class MLP(nn.Sequential):
         self.widths = [in_features, *widths, num_classes]
 
     def describe(self) -> str:
-        prefix = ""
-        if isinstance(self[0], PooledEmbedding):
-            table = self[0].embedding
-            prefix = f"embedding {table.num_embeddings}x{table.embedding_dim} ({self[0].pooling} pooled) -> "
+        prefix = self[0].describe() if hasattr(self[0], "describe") else ""  # a text encoder says what it reads
         return f"{prefix}MLP {'-'.join(map(str, self.widths))}: {count_parameters(self):,} parameters"
 
 
@@ -181,23 +158,16 @@ MODEL_KEYS = {"dropout", "encoder", *inspect.signature(hidden_widths).parameters
 
 
 def build_mlp(in_features: int, num_outputs: int, model_cfg: dict, activation: Callable[[], nn.Module],
-              norm: Callable[[int], nn.Module] | None, init_cfg: dict) -> MLP:
+              norm: Callable[[int], nn.Module] | None, init_cfg: dict, encoder: nn.Module | None = None) -> MLP:
     """An MLP from the `model`, `activation`, `norm` and `init` groups.
 
-    With `model.encoder.kind=embedding`, `in_features` is the number of word ids and a pooled
-    embedding feeds the MLP; a multi-hot encoder needs nothing here (its rows are the input).
+    An `encoder` (a text net's first module, trainlab.text) comes first; `in_features` is then its output size.
     """
-    encoder_cfg = model_cfg.get("encoder") or {}
-    encoder = None
-    if encoder_cfg.get("kind") == "embedding":
-        encoder = PooledEmbedding(in_features, encoder_cfg.get("embedding_dim", 64), encoder_cfg.get("pooling", "mean"))
-        in_features = encoder.embedding.embedding_dim
     shape_keys = {k: v for k, v in model_cfg.items() if k not in ("dropout", "encoder")}
     net = MLP(in_features, num_outputs, hidden_widths(**shape_keys), activation, norm,
               model_cfg.get("dropout", 0.0), encoder)
     init_weights(net, activation=activation(), **init_cfg)
     return net
-
 
 
 BYTES_PER_VALUE = {"64-true": 8, "32-true": 4, "bf16-true": 2, "16-true": 2, "bf16-mixed": 4, "16-mixed": 4}

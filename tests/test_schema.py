@@ -54,6 +54,13 @@ def test_precision_options_are_the_precisions_trainlab_estimates():
     (["logger=wandb", "logger.mode=cloud"], "logger.mode", "one of online, offline, disabled"),
     (["+trainer.colour=red"], "trainer.colour", "not a parameter of lightning.pytorch.Trainer"),
     (["model=text_embed", "model.encoder.pooling=median"], "model.encoder.pooling", "one of mean, max"),
+    (["seed=-1"], "seed", "an integer in [0, 4294967295]"),
+    (["data.split_seed=-1"], "data.split_seed", "an integer in [0, 4294967295]"),
+    (["data=bbc_news", "model=text_bow", "+model.encoder.num_words=5"], "model.encoder.num_words", "data.num_words"),
+    (["+data.colour=1"], "data.colour", "not a parameter of trainlab.data.ArrayDataModule"),
+    (["optim._target_=torch.optim.Adamm"], "optim._target_", "cannot import"),
+    (["data=text_files"], "data.path", "needs one"),
+    (["optim=momentum", "optim.momentum=0"], "optim.momentum", "nesterov"),
 ])
 def test_wrong_values_anywhere_are_one_config_error(tmp_path, overrides, key, says):
     if says is None:  # an unknown option is Hydra's to refuse, at composition

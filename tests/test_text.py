@@ -10,10 +10,11 @@ import torch
 from sklearn.feature_extraction.text import CountVectorizer
 from torch import nn
 
-from trainlab.build import build_datamodule
+from trainlab.build import build_datamodule, build_net
 from trainlab.errors import ConfigError
+from trainlab.models import estimate_memory
 from trainlab.pipeline import train_and_test
-from trainlab.text import MultiHotRows, WordEmbedding, load_hub, load_text_folder
+from trainlab.text import MultiHot, MultiHotRows, WordEmbedding, load_hub, load_text_folder
 
 from conftest import make_cfg
 
@@ -85,10 +86,30 @@ def test_text_folder_is_read_by_class_subfolder(tmp_path):
         for i in range(3):
             (tmp_path / label / f"{i}.txt").write_text(f"{words} {i}")
     (tmp_path / "good" / "notes.md").write_text("not a document")  # only *.txt files are documents
+    (tmp_path / ".ipynb_checkpoints").mkdir()  # a folder without documents is no class
     loaded = load_text_folder(tmp_path)
     assert loaded.features["label"].names == ["bad", "good"]
     assert loaded["text"] == [f"dull film {i}" for i in range(3)] + [f"great film {i}" for i in range(3)]
     assert loaded["label"] == [0, 0, 0, 1, 1, 1]
+
+
+def test_multi_hot_rows_reach_the_first_layer_sparse_and_are_densified_only_for_16_bits():
+    rows = MultiHotRows(CountVectorizer(binary=True, dtype=np.float32).fit_transform(["a cat", "a dog", "cat dog"]))
+    batch = rows[torch.tensor([0, 2])]
+    first = MultiHot(batch.shape[1])
+    assert first(batch) is batch  # float32 sparse rows go into the Linear as they are
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        dense = first(batch)
+    assert dense.layout == torch.strided and torch.equal(dense, batch.to_dense())
+
+
+def test_the_memory_estimate_counts_no_dense_input_for_multi_hot(tmp_path):
+    cfg = make_cfg(tmp_path, "data=bbc_news", "model=text_bow")
+    dm = build_datamodule(cfg)
+    net = build_net(cfg, dm.num_features, dm.num_classes)
+    memory = estimate_memory(net, dm.input_example(), torch.optim.SGD(net.parameters(), lr=0.1), "32-true", 64)
+    per_sample = 16 + 16 + 16 + 16 + 5  # Linear and ReLU outputs, then 5 logits; none for the sparse input
+    assert memory["activations_mb"] == pytest.approx(per_sample * 64 * 4 / 1024**2, abs=1e-3)
 
 
 def test_text_bow_learns_bbc_news(tmp_path):

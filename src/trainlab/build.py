@@ -43,7 +43,13 @@ def instantiate_node(node: DictConfig, **kwargs):
 def model_inputs(cfg: DictConfig) -> str:
     """What the net's first module reads: `features` (a row of numbers) unless a text encoder says otherwise."""
     encoder = cfg.model.get("encoder")
-    return get_class(encoder._target_).reads if encoder else "features"
+    if not encoder:
+        return "features"
+    reads = getattr(get_class(encoder._target_), "reads", None) if encoder.get("_target_") else None
+    if reads is None:
+        raise ConfigError("model.encoder", "is not a text encoder: use model=text_bow or model=text_embed "
+                          "(their encoder is trainlab.text.MultiHot or trainlab.text.WordEmbedding)")
+    return reads
 
 
 def build_datamodule(cfg: DictConfig) -> InMemoryDataModule:

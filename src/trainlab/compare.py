@@ -96,7 +96,6 @@ def group_settings(runs: list[dict]) -> list[Setting]:
         setting.name = ", ".join(o for o in own if o not in common) or "default"
     for setting in settings.values():
         # The eval-mode train sample is as large as the val split.
-        # The training sample is measured at the val split's size.
         totals = {"val/acc": setting.samples("val"), "train/acc": setting.samples("val"),
                   "test/acc": setting.samples("test")}
         setting.estimates = {m: estimate(setting.values(m), totals.get(m), low=0.0,

@@ -189,7 +189,9 @@ def estimate_memory(net: nn.Module, sample: torch.Tensor, optimizer: torch.optim
         states = 1  # SGD with momentum keeps one buffer
     outputs: list[int] = []  # values each leaf module outputs for one sample
     leaves = [m for m in net.modules() if not list(m.children())]
-    hooks = [m.register_forward_hook(lambda _m, _i, out: outputs.append(out[0].numel())) for m in leaves]
+    # A module that hands its input on (text's MultiHot) stores nothing of its own.
+    hooks = [m.register_forward_hook(lambda _m, inputs, out: outputs.append(0 if out is inputs[0] else out[0].numel()))
+             for m in leaves]
     try:
         with torch.no_grad():
             net.eval()(sample)

@@ -52,7 +52,9 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def integer(minimum: int | None = None) -> Rule:
+def integer(minimum: int | None = None, maximum: int | None = None) -> Rule:
+    if maximum is not None:
+        return Rule(f"an integer in [{minimum}, {maximum}]", lambda v: _is_int(v) and minimum <= v <= maximum)
     return Rule("an integer" + (f" >= {minimum}" if minimum is not None else ""),
                 lambda v: _is_int(v) and (minimum is None or v >= minimum))
 
@@ -96,11 +98,12 @@ FRACTION = number(0, 1, low_open=True, high_open=True)
 POSITIVE = number(0, low_open=True)
 NON_NEGATIVE = number(0)
 FOLDER = TEXT
+SEED = integer(0, 2**32 - 1)  # what numpy's and Lightning's seeding accept
 
 RULES: dict[str, Rule] = {
     "**._target_": TEXT,
     "**._partial_": FLAG,
-    "seed": integer(),
+    "seed": SEED,
     "replicates": integer(1),
     "claims": Rule("a list of claims (see conf/experiment/)", lambda v: isinstance(v, list)),
     "resume": either(NULL, FOLDER),
@@ -112,7 +115,7 @@ RULES: dict[str, Rule] = {
     "data.scaler": NamesIn("trainlab.data:SCALERS"),
     "data.val_fraction": FRACTION,
     "data.test_fraction": FRACTION,
-    "data.split_seed": integer(),
+    "data.split_seed": SEED,
     "data.batch_size": integer(1),
     "data.text_column": TEXT,
     "data.label_column": TEXT,
@@ -166,7 +169,7 @@ RULES: dict[str, Rule] = {
     "scheduler.eta_min": NON_NEGATIVE,
     # trainer and precision
     "trainer.accelerator": one_of("auto", "cpu", "gpu", "cuda", "mps"),
-    "trainer.devices": either(integer(1), list_of(integer(0)), one_of("auto")),
+    "trainer.devices": either(integer(1), list_of(integer(0)), one_of("auto", -1)),
     "trainer.num_nodes": integer(1),
     "trainer.strategy": TEXT,
     "trainer.precision": NamesIn("trainlab.models:BYTES_PER_VALUE"),  # conf/precision/ has one file each
@@ -178,7 +181,7 @@ RULES: dict[str, Rule] = {
     "trainer.deterministic": either(FLAG, one_of("warn")),
     "trainer.default_root_dir": FOLDER,
     "trainer.fast_dev_run": either(FLAG, integer(1)),
-    "trainer.limit_*_batches": either(integer(1), number(0, 1, low_open=True)),
+    "trainer.limit_*_batches": either(integer(0), number(0, 1)),
     "trainer.overfit_batches": either(integer(0), number(0, 1)),
     "trainer.profiler": either(NULL, one_of("simple", "advanced", "pytorch")),
     "trainer.gradient_clip_val": either(NULL, NON_NEGATIVE),
@@ -241,8 +244,23 @@ def check_replicates(replicates) -> int:
     return replicates
 
 
+# Parameters trainlab passes itself when it builds a group's object, and where the value comes from.
+SUPPLIED = {
+    "data": {"shuffle_seed": "seed", "inputs": "the model's encoder"},
+    "model.encoder": {"num_words": "the data (data.num_words)"},
+    "norm": {"num_features": "the layer width"},
+    "optim": {"params": "the model"},
+    "scheduler": {"optimizer": "optim"},
+    "trainer": {"callbacks": "the callbacks group", "logger": "the logger group",
+                "enable_checkpointing": "the callbacks group"},
+}
+
+
 def check(cfg: DictConfig) -> None:
     """Raise a ConfigError for the first key of `cfg` whose value its rule refuses, or that nothing accepts."""
+    missing = sorted(k for k in OmegaConf.missing_keys(cfg) if not k.startswith("hydra"))
+    if missing:
+        raise ConfigError(missing[0], f"has no value and needs one: add {missing[0]}=... to the command line")
     resolved = OmegaConf.to_container(cfg, resolve=True)
     resolved.pop("hydra", None)
     for key, value in _leaves(resolved):
@@ -253,19 +271,32 @@ def check(cfg: DictConfig) -> None:
         _check_parameters(group, node)
     _check_init(resolved.get("init") or {})
     _check_model(resolved.get("model") or {})
+    optim = resolved.get("optim") or {}
+    if optim.get("nesterov") and not optim.get("momentum"):
+        raise ConfigError("optim.momentum", "nesterov momentum needs optim.momentum > 0; raise it, or optim.nesterov=false")
 
 
-def _parameters(target: str) -> set[str] | None:
-    """The keyword parameters `target` takes, or None when it takes any (**kwargs) or cannot be found."""
+def _parameters(key: str, target: str) -> set[str] | None:
+    """The keyword parameters `target` takes, or None when it takes anything (**kwargs).
+
+    trainlab's own classes pass their **kwargs on to their parent's __init__, whose parameters count too.
+    """
     module, _, name = target.rpartition(".")
     try:
         obj = getattr(importlib.import_module(module), name)
-        parameters = inspect.signature(obj).parameters.values()
-    except (ImportError, AttributeError, ValueError, TypeError):
-        return None  # Hydra's instantiate then says what is wrong with the target itself
-    if any(p.kind is p.VAR_KEYWORD for p in parameters):
-        return None
-    return {p.name for p in parameters}
+    except (ImportError, AttributeError, ValueError):
+        raise ConfigError(key, f"cannot import {target!r}; check its spelling") from None
+    own = inspect.isclass(obj) and obj.__module__.startswith("trainlab.")
+    known: set[str] = set()
+    for each in obj.__mro__ if own else (obj,):
+        try:
+            parameters = inspect.signature(each.__init__ if own else each).parameters.values()
+        except (ValueError, TypeError):
+            return None
+        known |= {p.name for p in parameters if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)} - {"self"}
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            return known
+    return None
 
 
 def _check_parameters(prefix: str, node) -> None:
@@ -276,7 +307,13 @@ def _check_parameters(prefix: str, node) -> None:
         _check_parameters(f"{prefix}.{name}", value)
     if "_target_" not in node:
         return
-    known = _parameters(node["_target_"])
+    supplied = sorted(set(node) & set(SUPPLIED.get(prefix, {})))
+    if supplied:
+        raise ConfigError(f"{prefix}.{supplied[0]}", f"is set by trainlab from {SUPPLIED[prefix][supplied[0]]}; "
+                          "leave it out of the config")
+    known = _parameters(f"{prefix}._target_", node["_target_"])
+    if known is not None:
+        known -= set(SUPPLIED.get(prefix, {}))
     extra = sorted(k for k in node if not k.startswith("_") and known is not None and k not in known)
     if extra:
         raise ConfigError(f"{prefix}.{extra[0]}", f"not a parameter of {node['_target_']}; "

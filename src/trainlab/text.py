@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 PAD, UNKNOWN = 0, 1  # reserved ids of the embedding encoder; words start at 2
+SPARSE_DTYPES = (torch.float32, torch.float64)  # the dtypes torch's sparse CSR matmul has kernels for
 
 
 def load_text_folder(root: str | Path) -> datasets.Dataset:
@@ -45,8 +46,10 @@ def load_text_folder(root: str | Path) -> datasets.Dataset:
     found = load_files(str(root), shuffle=False, encoding="utf-8", decode_error="replace", allowed_extensions=[".txt"])
     if not found.data:
         raise ConfigError("data.path", f"{root} holds no <class>/*.txt files")
-    features = Features({"text": Value("string"), "label": ClassLabel(names=list(found.target_names))})
-    return Dataset.from_dict({"text": found.data, "label": found.target.tolist()}, features=features)
+    # load_files names a class for every subfolder; only those holding documents are classes.
+    present, ids = np.unique(found.target, return_inverse=True)
+    features = Features({"text": Value("string"), "label": ClassLabel(names=[found.target_names[i] for i in present])})
+    return Dataset.from_dict({"text": found.data, "label": ids.tolist()}, features=features)
 
 
 def load_bbc_news() -> datasets.Dataset:
@@ -277,5 +280,4 @@ class WordEmbedding(nn.Module):
         return f"embedding {table.num_embeddings}x{table.embedding_dim} ({table.mode} pooled) -> "
 
 
-SPARSE_DTYPES = (torch.float32, torch.float64)  # the dtypes torch's sparse CSR matmul has kernels for
 READERS = {layer.reads: layer for layer in (MultiHot, WordEmbedding)}  # what a text net's first module reads

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import logging
 
 import torch
 
@@ -72,3 +73,11 @@ def test_step_loss_is_logged_on_the_logger_steps_only(tmp_path):
     steps = [int(r["step"]) for r in rows if r.get("train/loss_step")]
     assert steps and all((step + 1) % 5 == 0 for step in steps)
     assert len(steps) == 40 // 5  # 2 epochs of 20 batches (1,257 training digits at batch 64)
+
+
+def test_fast_dev_run_writes_no_checkpoint_logger_or_verdict(tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger="trainlab"):
+        summary = train_and_test(make_cfg(tmp_path, "data=digits", "debug=fast_dev_run", "logger=wandb"))
+    assert summary["status"] == "completed" and summary["verdict"] is None
+    assert not list(tmp_path.rglob("*.ckpt")) and not (tmp_path / "wandb").exists()
+    assert "no checkpoint, logger, W&B run or verdict is written" in caplog.text

@@ -8,6 +8,7 @@ import pytest
 
 from trainlab.errors import ConfigError
 from trainlab.pipeline import train_and_test
+from trainlab.schema import check
 from trainlab.summary import optimized_value
 
 from conftest import make_cfg, run_cli
@@ -95,6 +96,23 @@ def test_impossible_values_fail_before_training(tmp_path, overrides, key):
     assert not (tmp_path / "checkpoints").exists()
 
 
+# Keys that trainlab's messages and README tell the user to set, exactly as printed.
+ADVISED = ["trainer.gradient_clip_val=1.0", "trainer.gradient_clip_algorithm=value", "trainer.accumulate_grad_batches=4",
+           "trainer.limit_train_batches=0.5", "optim.lr=0.0001", "optim=adam", "data.scaler=minmax", "precision=32-true",
+           "model.allow_wide_bottleneck=true", "callbacks.dead_units=null", "callbacks.nan_guard=null",
+           "optim.nesterov=false"]
+
+
+@pytest.mark.parametrize("override", ADVISED)
+def test_advised_keys_work_as_printed(tmp_path, override):
+    check(make_cfg(tmp_path, "optim=momentum" if "nesterov" in override else "optim=adam", override))
+
+
+def test_gradient_clipping_runs_without_a_plus(tmp_path):
+    summary = short_run(tmp_path, "trainer.gradient_clip_val=1.0", "debug=fast_dev_run")
+    assert summary["status"] == "completed"
+
+
 def test_cli_bad_value_is_one_line_and_exit_2(tmp_path):
     result = run_cli("optim.lr=-1", f"hydra.run.dir={tmp_path}")
     assert result.returncode == 2
@@ -112,6 +130,11 @@ def test_cli_unknown_key_is_named(tmp_path):
     result = run_cli("model.colour=red", f"hydra.run.dir={tmp_path}")
     assert result.returncode != 0
     assert "Could not override 'model.colour'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_cli_tab_completion_is_hydras():
+    result = run_cli("-sc", "install=bash")
+    assert result.returncode == 0 and "hydra_bash_completion" in result.stdout
 
 
 def test_cli_help_lists_groups_and_options():

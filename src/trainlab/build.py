@@ -12,6 +12,7 @@ from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
+from trainlab.callbacks import FitVerdict, InterruptCheckpoint
 from trainlab.data import InMemoryDataModule
 from trainlab.errors import ConfigError
 from trainlab.models import MLP, build_mlp, estimate_memory
@@ -77,6 +78,10 @@ def build_trainer(cfg: DictConfig) -> L.Trainer:
     """The Trainer with the `logger` and `callbacks` groups."""
     logger = instantiate_node(cfg.logger) if cfg.logger else False
     callbacks = [instantiate_node(node) for node in cfg.callbacks.values() if node]
+    if cfg.trainer.get("fast_dev_run"):  # one batch of each split: a wiring check, nothing worth keeping
+        log.info("debug=fast_dev_run: one batch of each split; no checkpoint, logger, W&B run or verdict is written")
+        logger = False
+        callbacks = [c for c in callbacks if not isinstance(c, (ModelCheckpoint, InterruptCheckpoint, FitVerdict))]
     if not logger:  # LearningRateMonitor refuses to run without a logger; the lr is still in the config
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     # Without a configured ModelCheckpoint, Lightning would add its own: callbacks=none means none.

@@ -127,7 +127,8 @@ class GradientFlow(Diagnostic):
                                 "batch norm or an adaptive optimizer)")
         if max(norms) > self.exploding_norm:
             self._warn(trainer, f"exploding gradients at step {trainer.global_step}: a layer's gradient norm is "
-                                f"{max(norms):.2e} (lower the lr, clip gradients, or normalise)")
+                                f"{max(norms):.2e} (lower the lr, clip gradients with trainer.gradient_clip_val=1.0, "
+                                "or normalise)")
 
     def _warn(self, trainer, message: str) -> None:
         kind = message.split(" at ")[0]

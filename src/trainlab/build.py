@@ -12,6 +12,7 @@ from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
+from trainlab import CONF
 from trainlab.callbacks import FitVerdict, InterruptCheckpoint
 from trainlab.data import InMemoryDataModule
 from trainlab.errors import ConfigError
@@ -20,7 +21,6 @@ from trainlab.module import Classifier, output_size
 
 log = logging.getLogger("trainlab")
 
-CONF = Path(__file__).resolve().parents[2] / "conf"  # the repository's config groups (an editable install)
 
 
 def compose_config(*overrides: str, output_dir: str | Path) -> DictConfig:
@@ -67,11 +67,35 @@ def build_net(cfg: DictConfig, num_features: int, num_classes: int) -> MLP:
                      instantiate_node(cfg.activation), norm, OmegaConf.to_container(cfg.init), encoder)
 
 
-def build_module(cfg: DictConfig, datamodule: InMemoryDataModule) -> Classifier:
-    """The LightningModule: the net for this data, with the `optim` and `scheduler` groups."""
-    net = build_net(cfg, datamodule.num_features, datamodule.num_classes)
+def build_module(cfg: DictConfig, num_features: int, num_classes: int) -> Classifier:
+    """The LightningModule: the net for data of this shape, with the `optim` and `scheduler` groups.
+
+    Its checkpoints carry the resolved config and the data's shape, so `load_module` can rebuild it.
+    """
+    net = build_net(cfg, num_features, num_classes)
     scheduler = instantiate_node(cfg.scheduler) if cfg.scheduler else None
-    return Classifier(net, datamodule.num_classes, instantiate_node(cfg.optim), scheduler)
+    module = Classifier(net, num_classes, instantiate_node(cfg.optim), scheduler)
+    module.save_hyperparameters({"config": OmegaConf.to_container(cfg, resolve=True), "num_features": num_features,
+                                 "num_classes": num_classes}, logger=False)  # the loggers get the config themselves
+    return module
+
+
+def load_module(path: str | Path, key: str = "checkpoint") -> Classifier:
+    """A trained Classifier from a checkpoint trainlab wrote: rebuilt from the config saved in it, then its weights."""
+    from trainlab.resume import check_shapes, read_checkpoint
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(key, f"no such checkpoint file: {path}")
+    state = read_checkpoint(path, key)
+    saved = state.get("hyper_parameters") or {}
+    if "config" not in saved:
+        raise ConfigError(key, f"{path} holds no trainlab config (a checkpoint from before trainlab saved one, or "
+                          "not trainlab's); use a checkpoint of a run trained with this version")
+    module = build_module(OmegaConf.create(saved["config"]), saved["num_features"], saved["num_classes"])
+    check_shapes(path, state, module, key)
+    module.load_state_dict(state["state_dict"])
+    return module.eval()
 
 
 def build_trainer(cfg: DictConfig) -> L.Trainer:
@@ -106,7 +130,7 @@ def build_run(cfg: DictConfig) -> Run:
     """Seed, then build the data, the model and the trainer a (checked) config names."""
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
-    module = build_module(cfg, datamodule)
+    module = build_module(cfg, datamodule.num_features, datamodule.num_classes)
     net = module.net
     memory = estimate_memory(net, datamodule.input_example(), module.optimizer_factory(net.parameters()),
                              str(cfg.trainer.precision), datamodule.batch_size)

@@ -1,7 +1,9 @@
-"""The job that `python train.py` runs: one handler turns every expected failure into one line and its exit code.
+"""The `python train.py` / `trainlab-train` command: compose the config, run the job, and turn every expected
+failure into one line and its exit code.
 
 In a multirun a failing job does not stop the sweep: its summary.json records the failure, the
-others run, and the sweep's report lists it (and the sweep exits non-zero).
+others run, and the sweep's report lists it (and the sweep exits non-zero). Torch is imported only
+when a job runs, so `--help` and `--cfg job` stay instant.
 """
 from __future__ import annotations
 
@@ -10,19 +12,34 @@ import math
 import signal
 import sys
 
-from omegaconf import DictConfig
+import hydra
+from omegaconf import DictConfig, OmegaConf
 
+from trainlab import CONF
 from trainlab.errors import ConfigError, as_trainlab_error, exit_with
-from trainlab.job import job_identity
-from trainlab.pipeline import train_and_test
 from trainlab.schema import check_replicates
-from trainlab.summary import optimized_value, record_failure
 
 log = logging.getLogger("trainlab")
 
 
+def replicate_seeds(replicates, seed) -> str:
+    """The sweep's `seed` values for `replicates=N`: N seeds from `seed` on (seed=42 replicates=3: 42,43,44)."""
+    try:
+        check_replicates(replicates)
+    except ConfigError as error:  # resolved while Hydra sets up the sweep: one line, not its traceback
+        exit_with(error)
+    return str(seed) if replicates == 1 else f"range({seed},{seed + replicates})"
+
+
+OmegaConf.register_new_resolver("replicate_seeds", replicate_seeds, replace=True)
+
+
 def run_job(cfg: DictConfig) -> float | None:
     """Train and test; returns the metric a sweeper optimises (NaN for a failed job of a sweep)."""
+    from trainlab.job import job_identity
+    from trainlab.pipeline import train_and_test
+    from trainlab.summary import optimized_value, record_failure
+
     # SIGTERM (a scheduler's stop) behaves like Ctrl-C: interrupt_checkpoint saves before exit.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     identity = job_identity()
@@ -43,3 +60,8 @@ def run_job(cfg: DictConfig) -> float | None:
             print(expected.line(), file=sys.stderr)
         record_failure(cfg, expected or error, identity["overrides"])
         return math.nan
+
+
+@hydra.main(config_path=str(CONF), config_name="train", version_base="1.3")
+def main(cfg: DictConfig) -> float | None:
+    return run_job(cfg)

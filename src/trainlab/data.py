@@ -159,6 +159,21 @@ class InMemoryDataModule(L.LightningDataModule):
     def test_dataloader(self) -> TensorBatches:
         return self._batches("test", shuffle=False)
 
+    def split_batches(self, split: str) -> TensorBatches:
+        """One whole split (train, val or test) in order, for evaluation."""
+        if split not in self.splits:
+            raise ConfigError("split", f"unknown split {split!r}; use one of {', '.join(self.splits)}")
+        return self._batches(split, shuffle=False)
+
+    def batches(self, x, y: torch.Tensor | None) -> TensorBatches:
+        """Batches of rows from outside the splits (a user's file), labels or zeros."""
+        return TensorBatches(x, y if y is not None else torch.zeros(len(x), dtype=torch.long), self.batch_size,
+                             False, 0)
+
+    def encode(self, frame: pandas.DataFrame, label_column: str | None) -> tuple[object, torch.Tensor | None]:
+        """A user's table of new rows, transformed exactly as the training data was: (inputs, labels or None)."""
+        raise NotImplementedError
+
 
 class ArrayDataModule(InMemoryDataModule):
     """Any (features, labels) array source, scaled on the training split only."""
@@ -182,9 +197,24 @@ class ArrayDataModule(InMemoryDataModule):
         self.num_features = x.shape[1]
         parts = {name: (x[rows], y[rows]) for name, rows in self.split_indices(y).items()}
         scaler_cls = SCALERS[self.scaler_name]
-        if scaler_cls is not None:
-            # Fitted on the training split alone: no val/test statistic leaks into training.
-            scaler = scaler_cls().fit(parts["train"][0])
-            parts = {name: (scaler.transform(xs), ys) for name, (xs, ys) in parts.items()}
+        # Fitted on the training split alone: no val/test statistic leaks into training.
+        self.scaler = scaler_cls().fit(parts["train"][0]) if scaler_cls is not None else None
+        if self.scaler is not None:
+            parts = {name: (self.scaler.transform(xs), ys) for name, (xs, ys) in parts.items()}
         self.splits = {name: (torch.as_tensor(xs, dtype=torch.float32), torch.as_tensor(ys, dtype=torch.long))
                        for name, (xs, ys) in parts.items()}
+
+    def encode(self, frame: pandas.DataFrame, label_column: str | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        labels = None
+        if label_column is not None and label_column in frame.columns:
+            labels = torch.as_tensor(frame.pop(label_column).to_numpy(), dtype=torch.long)
+        if frame.shape[1] != self.num_features:
+            raise ConfigError("file", f"{frame.shape[1]} feature columns, but the model was trained on "
+                              f"{self.num_features}; give the training data's feature columns, in order (and, to "
+                              "evaluate, a label column)")
+        x = frame.to_numpy(dtype=np.float32)
+        if not np.isfinite(x).all():
+            raise ConfigError("file", f"the features contain {np.sum(~np.isfinite(x))} NaN/inf values; clean them")
+        if self.scaler is not None:
+            x = self.scaler.transform(x).astype(np.float32)
+        return torch.as_tensor(x), labels

@@ -85,12 +85,12 @@ class Classifier(L.LightningModule):
     def test_step(self, batch, batch_idx):
         self._step(batch, "test")
 
-    def predict_step(self, batch, batch_idx, dataloader_idx: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-        """(predicted class ids, labels): decided as the accuracy metric decides them."""
+    def predict_step(self, batch, batch_idx, dataloader_idx: int = 0) -> tuple[torch.Tensor, ...]:
+        """(predicted class ids, labels, logits): classes decided as the accuracy metric decides them."""
         x, y = batch
         logits = self._logits(x)
         predicted = (torch.sigmoid(logits) > 0.5).long() if self.binary else logits.argmax(-1)
-        return predicted, y
+        return predicted, y, logits
 
     def _epoch_values(self, stage: str) -> dict[str, float]:
         metrics = self.metrics[f"{stage}_split"]
@@ -131,6 +131,14 @@ class Classifier(L.LightningModule):
             self.history = checkpoint.get("history", [])
         else:
             self.loaded_epoch = checkpoint["epoch"]
+
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path, map_location=None, **kwargs) -> Classifier:
+        """The trained module of a checkpoint trainlab wrote, its net rebuilt from the config saved in it (on the CPU)."""
+        from trainlab.build import load_module  # build imports this module
+
+        module = load_module(checkpoint_path)
+        return module.to(map_location) if isinstance(map_location, (str, torch.device)) else module
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(self.parameters())

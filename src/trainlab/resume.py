@@ -41,22 +41,34 @@ def open_run_folder(cfg: DictConfig, resume_from: Path | None) -> Path:
     return out
 
 
-def check_checkpoint(path: Path, module: torch.nn.Module) -> None:
-    """Refuse a checkpoint that is corrupted, holds more than plain data, or fits another model shape."""
+def read_checkpoint(path: Path, key: str = "resume") -> dict:
+    """A checkpoint's contents as plain data; a corrupted file, or one holding more than plain data, is refused."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        state["state_dict"]
     except pickle.UnpicklingError as error:
         if "Unsupported global" in str(error):  # a pickled object that would run code on load
-            raise ConfigError("resume", f"{path} holds objects other than tensors and plain data, so it is refused "
+            raise ConfigError(key, f"{path} holds objects other than tensors and plain data, so it is refused "
                               "(checkpoints load with weights_only=True); use a checkpoint trainlab wrote") from None
-        raise ConfigError("resume", f"{path} is corrupted or not a checkpoint; "
-                          "resume from another run or start anew") from None
-    except (RuntimeError, EOFError, KeyError, OSError) as error:
-        raise ConfigError("resume", f"{path} is corrupted or not a checkpoint ({type(error).__name__}); "
-                          "resume from another run or start anew") from None
+        raise ConfigError(key, f"{path} is corrupted or not a checkpoint; use another run or start anew") from None
+    except (RuntimeError, EOFError, KeyError, TypeError, OSError) as error:
+        raise ConfigError(key, f"{path} is corrupted or not a checkpoint ({type(error).__name__}); "
+                          "use another run or start anew") from None
+    return state
+
+
+def check_shapes(path: Path, state: dict, module: torch.nn.Module, key: str = "resume") -> None:
+    """Refuse weights of another model shape (a name whose tensor does not fit, or a missing one)."""
     expected = module.state_dict()
-    for name, tensor in state.items():
-        if name in expected and expected[name].shape != tensor.shape:
-            raise ConfigError("resume", f"{path} is of another model shape: {name} is {list(tensor.shape)} there, "
-                              f"{list(expected[name].shape)} here")
+    for name, tensor in expected.items():
+        saved = state["state_dict"].get(name)
+        if saved is None or saved.shape != tensor.shape:
+            there = "missing" if saved is None else f"{list(saved.shape)}"
+            raise ConfigError(key, f"{path} is of another model shape: {name} is {there} there, "
+                              f"{list(tensor.shape)} here")
+
+
+def check_checkpoint(path: Path, module: torch.nn.Module) -> None:
+    """Refuse a checkpoint to resume from that is corrupted, holds more than plain data, or fits another model."""
+    check_shapes(path, read_checkpoint(path), module)
     log.info("resuming from %s", path)

@@ -70,7 +70,7 @@ def save_predictions(trainer: L.Trainer, module: Classifier, datamodule, out: Pa
     batches = trainer.predict(module, dataloaders=list(loaders.values()))
     arrays, record = {}, {}
     for split, outputs in zip(loaders, batches, strict=True):
-        predicted, label = (torch.cat(parts).cpu().numpy() for parts in zip(*outputs, strict=True))
+        predicted, label, _ = (torch.cat(parts).cpu().numpy() for parts in zip(*outputs, strict=True))
         arrays |= {f"{split}_predicted": predicted.astype(np.int32), f"{split}_label": label.astype(np.int32)}
         record[f"{split}/acc"] = float((predicted == label).mean())
         record[f"{split}_samples"] = len(label)

@@ -207,18 +207,21 @@ class TextDataModule(InMemoryDataModule):
                               f"data.num_classes={self.expected_classes}; raise it, or null reads it from the data")
 
     def _encode(self, parts: dict) -> None:
-        # The vocabulary: the num_words most frequent words of the training split alone.
-        vectorizer = CountVectorizer(max_features=self.num_words).fit(texts(parts["train"]))
-        self.vocabulary_size = len(vectorizer.vocabulary_)
+        # The vocabulary: the num_words most frequent words of the training split alone, kept so that
+        # new documents (trainlab.evaluate) are encoded as the training ones were.
+        self.vocabulary = CountVectorizer(max_features=self.num_words).fit(texts(parts["train"]))
+        self.vocabulary_size = len(self.vocabulary.vocabulary_)
+        self.num_features = self.vocabulary_size + (2 if self.inputs == "word_ids" else 0)  # + padding, unknown ids
+        for name, part in parts.items():
+            self.splits[name] = (self.inputs_of(part), torch.as_tensor(np.asarray(part["label"]), dtype=torch.long))
+
+    def inputs_of(self, part: datasets.Dataset):
+        """Documents (a `text` column) in the form the net reads: multi-hot CSR rows or padded word ids."""
+        vocab = self.vocabulary.vocabulary_
         if self.inputs == "multi_hot":
-            self.num_features = self.vocabulary_size
-            multi_hot = CountVectorizer(vocabulary=vectorizer.vocabulary_, binary=True, dtype=np.float32)
-            for name, part in parts.items():
-                labels = torch.as_tensor(np.asarray(part["label"]), dtype=torch.long)
-                self.splits[name] = (MultiHotRows(multi_hot.transform(texts(part))), labels)
-            return
-        self.num_features = self.vocabulary_size + 2  # + padding and unknown-word ids
-        analyze, vocab, max_len = vectorizer.build_analyzer(), vectorizer.vocabulary_, self.max_len
+            multi_hot = CountVectorizer(vocabulary=vocab, binary=True, dtype=np.float32)
+            return MultiHotRows(multi_hot.transform(texts(part)))
+        analyze, max_len = self.vocabulary.build_analyzer(), self.max_len
 
         def encode(batch):
             return {"ids": [[vocab.get(w, UNKNOWN - 2) + 2 for w in analyze(t)][:max_len] for t in batch["text"]]}
@@ -226,16 +229,35 @@ class TextDataModule(InMemoryDataModule):
         from datasets import Features, List, Value
 
         # int32 ids: half the memory of the int64 lists Arrow would infer.
-        features = Features({"ids": List(Value("int32")), "label": parts["train"].features["label"]})
-        for name, part in parts.items():
-            encoded = part.map(encode, batched=True, remove_columns=["text"], features=features)
-            labels = torch.as_tensor(np.asarray(encoded["label"]), dtype=torch.long)
-            ids, lengths = flat_ids(encoded)
-            padded = torch.full((len(lengths), max_len), PAD, dtype=torch.long)
-            rows = np.repeat(np.arange(len(lengths)), lengths)
-            positions = np.arange(len(ids)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-            padded[torch.from_numpy(rows), torch.from_numpy(positions)] = torch.from_numpy(ids.astype(np.int64))
-            self.splits[name] = (padded, labels)
+        encoded = part.select_columns(["text"]).map(encode, batched=True, remove_columns=["text"],
+                                                    features=Features({"ids": List(Value("int32"))}))
+        ids, lengths = flat_ids(encoded)
+        padded = torch.full((len(lengths), max_len), PAD, dtype=torch.long)
+        rows = np.repeat(np.arange(len(lengths)), lengths)
+        positions = np.arange(len(ids)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        padded[torch.from_numpy(rows), torch.from_numpy(positions)] = torch.from_numpy(ids.astype(np.int64))
+        return padded
+
+    def encode(self, frame, label_column: str | None):
+        """A user's table of documents (the data's text column, and its label column to evaluate)."""
+        from datasets import Dataset
+
+        if self.text_column not in frame.columns:
+            raise ConfigError("file", f"no column {self.text_column!r} (the text column the model was trained on); "
+                              f"the file has {list(frame.columns)}")
+        inputs = self.inputs_of(Dataset.from_dict({"text": frame[self.text_column].astype(str).tolist()}))
+        if label_column is None or label_column not in frame.columns:
+            return inputs, None
+        index = {name: i for i, name in enumerate(self.label_names)}
+        try:  # labels as the class names the run saved (labels.json), else as their ids
+            ids = [index[str(v)] if str(v) in index else int(v) for v in frame[label_column]]
+        except ValueError:
+            raise ConfigError("file", f"labels in {label_column!r} must be one of {self.label_names} or their "
+                              "ids") from None
+        if ids and not 0 <= min(ids) <= max(ids) < self.num_classes:
+            raise ConfigError("file", f"labels in {label_column!r} must be one of {self.label_names} or ids "
+                              f"0..{self.num_classes - 1}")
+        return inputs, torch.as_tensor(ids, dtype=torch.long)
 
 
 class MultiHot(nn.Module):

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from trainlab.pipeline import train_and_test
 from trainlab.plots import DPI, FIGSIZE
 from trainlab.report import SETTING_COLUMNS, history_from_csv, main, run_overrides
 from trainlab.stats import wilson
 
-from conftest import run_cli
+from conftest import make_cfg, run_cli
 
 PIXELS = (FIGSIZE[0] * DPI, FIGSIZE[1] * DPI)
 NAN_ERROR = "loss became NaN at epoch 2"
@@ -80,7 +81,8 @@ def test_sweep_report_table_plots_and_page(activation_sweep, capsys):
         assert [train_acc, val_acc, train_loss, val_loss] == [
             f"{s['final'][k]:.4f}" for k in ("train/acc", "val/acc", "train/loss", "val/loss")]
         assert test_acc == f"{s['test']['test/acc']:.4f}" and params == f"{s['num_parameters']:,}"
-        assert seconds == f"{s['wall_time_s']:.1f}"
+        epoch_time = s["diagnostics"]["epoch_time"]
+        assert len(epoch_time["seconds"]) == s["epochs_run"] and seconds == f"{epoch_time['median_s']:.3g}"
         assert verdict.startswith(s["verdict"]["fit"]) if s.get("verdict") else verdict == "-"
     assert float(rows[0][2]) >= float(rows[1][2]), "sorted by val acc, best first"
 
@@ -275,3 +277,25 @@ def test_a_single_seed_with_replicates_is_refused(tmp_path):
     result = run_cli("-m", "replicates=3", "seed=7", "data=digits", f"hydra.sweep.dir={tmp_path}")
     assert result.returncode == 2 and "write seed=range(7,10)" in result.stderr
     assert not list(tmp_path.glob("*/summary.json"))
+
+
+def test_debug_runs_are_listed_but_not_compared_and_speed_is_per_epoch(tmp_path, capsys):
+    sweep = tmp_path / "sweep"
+    for name, overrides in (("0_relu", ["activation=relu"]), ("1_tanh", ["activation=tanh"]),
+                            ("2_debug", ["activation=tanh", "debug=limit_batches"])):
+        extra = ["trainer.limit_train_batches=2"] if "debug" in name else []
+        train_and_test(make_cfg(sweep / name, "data=digits", "model=uniform", "model.width=8", "trainer.max_epochs=2",
+                                "logger=none", "callbacks.progress_bar.refresh_rate=0", *extra))
+        path = sweep / name / "summary.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), "overrides": overrides}))
+    assert main([str(sweep), "--no-wandb"]) == 0
+    assert "1 run(s) made with a debug= preset are listed but not compared" in capsys.readouterr().err
+    assert sorted(r[1] for r in table(sweep, "Settings")) == ["activation=relu", "activation=tanh"]
+    assert [r[2] for r in table(sweep, "Settings")] == ["1", "1"]
+    runs = table(sweep)
+    assert len(runs) == 3
+    relu = json.loads((sweep / "0_relu" / "summary.json").read_text())["diagnostics"]["epoch_time"]
+    assert len(relu["seconds"]) == 2  # one per epoch: the speed column is their median, not wall time with start-up
+    assert next(r for r in runs if r[0].startswith("activation=relu"))[7] == f"{relu['median_s']:.3g}"
+    assert main([str(sweep), "--no-wandb", "--include-debug"]) == 0
+    assert len(table(sweep, "Settings")) == 3

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import logging
 import math
+import statistics
+import time
 from pathlib import Path
 
 import lightning as L
@@ -94,6 +96,20 @@ class FitVerdict(Diagnostic):
         for logger in trainer.loggers:
             logger.log_metrics({"verdict/overfitting": float(self.report["fit"] == "overfitting"),
                                 "verdict/underfitting": float(self.report["fit"] == "underfitting")})
+
+
+class EpochTime(Diagnostic):
+    """Seconds per epoch (training and its evaluation), without start-up, data loading or testing."""
+
+    name = "epoch_time"
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._started = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        seconds = self.report.setdefault("seconds", [])
+        seconds.append(round(time.perf_counter() - self._started, 4))
+        self.report["median_s"] = statistics.median(seconds)
 
 
 class GradientFlow(Diagnostic):

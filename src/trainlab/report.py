@@ -44,7 +44,7 @@ from trainlab.errors import ConfigError
 from trainlab.plots import DPI, FIGSIZE, shorten, write_plots
 from trainlab.tracking import log_report, wandb_project
 
-COLUMNS = ["combination", "train acc", "val acc", "train loss", "val loss", "test acc", "params", "time (s)", "verdict"]
+COLUMNS = ["combination", "train acc", "val acc", "train loss", "val loss", "test acc", "params", "s/epoch", "verdict"]
 SETTING_COLUMNS = ["rank", "setting", "n", "val acc", "test acc", "train acc", "val loss", "train loss", "params",
                    "vs best", "verdict"]
 CLAIM_COLUMNS = ["claim", "notes", "outcome", "evidence"]
@@ -154,9 +154,9 @@ def table_rows(runs: list[dict]) -> list[list[str]]:
         else:
             note = "-"
         metrics = [fmt(final.get(k)) for k in ("train/acc", "val/acc", "train/loss", "val/loss")]
-        seconds = summary.get("wall_time_s")
+        seconds = (summary.get("diagnostics") or {}).get("epoch_time", {}).get("median_s")  # median, no start-up
         rows.append([run["combination"], *metrics, fmt(test.get("test/acc")), fmt(summary.get("num_parameters")),
-                     f"{seconds:.1f}" if isinstance(seconds, (int, float)) else "-", note])
+                     f"{seconds:.3g}" if isinstance(seconds, (int, float)) else "-", note])
     return rows
 
 
@@ -227,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", default=[], metavar="KEY=VALUE",
                         help="report only the runs with this override (repeatable), e.g. --only data=digits")
     parser.add_argument("--no-wandb", action="store_true", help="do not log the report to W&B")
+    parser.add_argument("--include-debug", action="store_true",
+                        help="compare runs made with a debug= preset too (left out of the settings by default)")
     args = parser.parse_args(argv)
     folder = args.folder.resolve()
     if not folder.is_dir():
@@ -239,9 +241,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     add_combinations(runs)
     runs.sort(key=table_order)
+    # One batch, or a few: a wiring check, not a result. Compared only when asked, or when nothing else ran.
+    debug = [r for r in runs if any(override_key(o) == "debug" for o in r["overrides"])]
+    compared = runs if args.include_debug or len(debug) == len(runs) else [r for r in runs if r not in debug]
+    if debug and compared is not runs:
+        print(f"note: {len(debug)} run(s) made with a debug= preset are listed but not compared (--include-debug "
+              "compares them)", file=sys.stderr)
     try:  # everything is evaluated before anything is written
-        ranked = rank(group_settings(runs))
-        records = evaluate_claims(sweep_claims(runs), ranked)
+        ranked = rank(group_settings(compared))
+        records = evaluate_claims(sweep_claims(compared), ranked)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

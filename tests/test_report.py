@@ -49,7 +49,7 @@ def table(folder: Path, heading: str = "Runs") -> list[list[str]]:
     """The rows of the table under `## <heading>` in report.md, header and separator left out."""
     section = (folder / "report.md").read_text().split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
     lines = [line for line in section.splitlines() if line.startswith("|")]
-    header = "| rank | setting | n |" if heading == "Settings" else "| combination | train acc | val acc |"
+    header = {"Settings": "| rank | setting | n |", "Runs": "| combination | train acc | val acc |"}.get(heading, "|")
     assert lines[0].startswith(header)
     return [[cell.strip() for cell in line.strip("|").split(" | ")] for line in lines[2:]]
 
@@ -299,3 +299,21 @@ def test_debug_runs_are_listed_but_not_compared_and_speed_is_per_epoch(tmp_path,
     assert next(r for r in runs if r[0].startswith("activation=relu"))[7] == f"{relu['median_s']:.3g}"
     assert main([str(sweep), "--no-wandb", "--include-debug"]) == 0
     assert len(table(sweep, "Settings")) == 3
+
+
+def test_per_class_view_from_the_test_confusion_matrix(tmp_path, reviews_csv):
+    run = tmp_path / "run"
+    summary = train_and_test(make_cfg(run, "data=text_files", f"data.path={reviews_csv}", "data.text_column=review",
+                                      "data.label_column=stars", "model=text_bow", "trainer.max_epochs=5",
+                                      "logger=none", "callbacks.progress_bar.refresh_rate=0"))
+    matrix = summary["evaluated"]["test_confusion"]
+    assert sum(map(sum, matrix)) == summary["evaluated"]["test_samples"]  # every test sample counted once
+    assert (matrix[0][0] + matrix[1][1]) / sum(map(sum, matrix)) == pytest.approx(summary["test"]["test/acc"])
+    assert main([str(run), "--no-wandb"]) == 0
+    recall = table(run, "Per-class recall (test)")[0]
+    true = [sum(row) for row in matrix]
+    assert recall[1:] == [f"{matrix[c][c] / true[c]:.3f}" for c in range(2)]
+    report = (run / "report.md").read_text()
+    assert "| setting | bad | good |" in report  # the class names of labels.json
+    png = run / "confusion" / "default.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "confusion/default.png" in (run / "report.html").read_text()

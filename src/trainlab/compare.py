@@ -199,3 +199,22 @@ def fit_summary(setting: Setting) -> str:
     rest = ", ".join(f"{fit} {k}" for fit, k in counts.items() if fit != top)
     failed = f", {len(setting.failed)} failed" if setting.failed else ""
     return text + (f"; {rest}" if rest else "") + failed
+
+
+def test_confusion(setting: Setting) -> list[list[int]] | None:
+    """The setting's test confusion matrix (rows: true class, columns: predicted), summed over its runs."""
+    matrices = [r["summary"].get("evaluated", {}).get("test_confusion") for r in setting.runs]
+    matrices = [m for m in matrices if m]
+    if not matrices or len({len(m) for m in matrices}) != 1:
+        return None
+    size = len(matrices[0])
+    return [[sum(m[i][j] for m in matrices) for j in range(size)] for i in range(size)]
+
+
+def per_class(matrix: list[list[int]]) -> dict[str, list[float | None]]:
+    """Precision (of each predicted class) and recall (of each true class) from a confusion matrix."""
+    size = len(matrix)
+    predicted = [sum(matrix[i][j] for i in range(size)) for j in range(size)]
+    true = [sum(row) for row in matrix]
+    return {"precision": [matrix[c][c] / predicted[c] if predicted[c] else None for c in range(size)],
+            "recall": [matrix[c][c] / true[c] if true[c] else None for c in range(size)], "support": true}

@@ -34,7 +34,7 @@ class Classifier(L.LightningModule):
                  scheduler: Callable[..., object] | None = None):
         super().__init__()
         self.net, self.optimizer_factory, self.scheduler_factory = net, optimizer, scheduler
-        self.binary = output_size(num_classes) == 1
+        self.num_classes, self.binary = num_classes, output_size(num_classes) == 1
         # Labels are checked against the output size when the data loads: the accuracy's own per-step
         # argument checks would only cost time.
         accuracy = (BinaryAccuracy(validate_args=False) if self.binary

@@ -8,7 +8,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from trainlab.compare import Setting, fit_summary
+from trainlab.compare import Setting, fit_summary, test_confusion
 from trainlab.stats import estimate
 
 FIGSIZE, DPI = (10, 4), 100  # every plot is 1000 x 400 pixels
@@ -125,10 +125,30 @@ def plot_bias_variance(settings: list[Setting], path: Path) -> Path | None:
     return save(fig, path)
 
 
-def write_plots(folder: Path, settings: list[Setting]) -> dict[Path, str]:
+def plot_confusion(title: str, matrix: list[list[int]], names: list[str], path: Path) -> Path:
+    """Counts of (true class, predicted class) on the test split, each cell labelled."""
+    fig = Figure(figsize=FIGSIZE)
+    ax = fig.add_subplot()
+    ax.imshow(matrix, cmap="Blues")
+    ticks = range(len(names))
+    ax.set_xticks(ticks, names, rotation=45, ha="right")
+    ax.set_yticks(ticks, names)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title)
+    largest = max(max(row) for row in matrix) or 1
+    for i, row in enumerate(matrix):
+        for j, count in enumerate(row):
+            ax.text(j, i, str(count), ha="center", va="center", fontsize=7,
+                    color="white" if count > largest / 2 else "black")
+    return save(fig, path)
+
+
+def write_plots(folder: Path, settings: list[Setting], class_names: list[str] | None = None) -> dict[Path, str]:
     """All plots, as {path: caption}; plots of an earlier report of this folder are replaced."""
-    for stale in [folder / "bias_variance.png", *(folder / "train_vs_val").glob("*.png")]:
-        stale.unlink(missing_ok=True)
+    earlier = [folder / "bias_variance.png", *(folder / "train_vs_val").glob("*.png"), *(folder / "confusion").glob("*.png")]
+    for path in earlier:
+        path.unlink(missing_ok=True)
     replicated = any(s.n > 1 for s in settings)
     caption = "validation loss and accuracy of every setting" + (" (mean, 95% band over replicates)" if replicated else "")
     images = {plot_curves(settings, folder / "curves.png"): caption}
@@ -139,4 +159,9 @@ def write_plots(folder: Path, settings: list[Setting]) -> dict[Path, str]:
         path = folder / "train_vs_val" / f"{UNSAFE.sub('_', setting.name)[:150]}.png"
         title = f"{setting.name} — {fit_summary(setting).split(':')[0]}"
         images[plot_train_vs_val(title, plotted_runs(setting), path)] = f"train vs val: {setting.name}"
+        matrix = test_confusion(setting)
+        if matrix:
+            names = class_names or [str(i) for i in range(len(matrix))]
+            path = folder / "confusion" / f"{UNSAFE.sub('_', setting.name)[:150]}.png"
+            images[plot_confusion(f"{setting.name}: test", matrix, names, path)] = f"test confusion matrix: {setting.name}"
     return images

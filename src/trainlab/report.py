@@ -7,7 +7,8 @@ Runs that differ only in `seed` / `data.split_seed` are replicates of one settin
 Written into the given folder: `report.md` (one row per setting with 95% intervals and ties with the
 best, the experiment's claims checked, then one row per run), `claims.json` (the claims' outcomes),
 `curves.png` (val loss/acc of every setting, mean and 95% band over replicates),
-`train_vs_val/<setting>.png`, `bias_variance.png` (train/val error against parameter count, when
+`train_vs_val/<setting>.png`, `confusion/<setting>.png` (the test confusion matrix; per-class recall and
+precision tables in report.md), `bias_variance.png` (train/val error against parameter count, when
 >= 3 model sizes were swept) and `report.html` showing all of them. When the runs logged to W&B,
 the tables and the plots also go to one W&B run (job_type "report", mode from WANDB_MODE, default offline).
 Exit code: 0 all runs completed, 1 some failed, 2 no runs found or a sweep/claim that cannot be
@@ -35,9 +36,11 @@ from trainlab.compare import (
     group_settings,
     is_setting_override,
     override_key,
+    per_class,
     rank,
     replicate_id,
     run_metrics,
+    test_confusion,
     versus_best_text,
 )
 from trainlab.errors import ConfigError
@@ -160,6 +163,30 @@ def table_rows(runs: list[dict]) -> list[list[str]]:
     return rows
 
 
+def class_names(runs: list[dict]) -> list[str] | None:
+    """The class names a run saved (labels.json), else None (class ids are shown)."""
+    for run in runs:
+        path = run["dir"] / "labels.json"
+        if path.exists():
+            names = json.loads(path.read_text())
+            return [names[str(i)] for i in range(len(names))]
+    return None
+
+
+def per_class_tables(ranked: list[Setting], names: list[str] | None) -> dict[str, tuple[list[str], list[list[str]]]]:
+    """Per-class recall and precision on the test split, one row per setting (summed over its replicates)."""
+    matrices = [(s, test_confusion(s)) for s in ranked]
+    matrices = [(s, m) for s, m in matrices if m]
+    if not matrices:
+        return {}
+    labels = names or [str(i) for i in range(len(matrices[0][1]))]
+    tables = {}
+    for measure in ("recall", "precision"):
+        rows = [[s.name, *(fmt(v, 3) if v is not None else "-" for v in per_class(m)[measure])] for s, m in matrices]
+        tables[f"per-class {measure} (test)"] = (["setting", *labels], rows)
+    return tables
+
+
 def setting_rows(ranked: list[Setting]) -> list[list[str]]:
     """Rows of SETTING_COLUMNS: means with 95% intervals of the tested model, ties with the best marked."""
     comparisons = sum(s.versus_best is not None for s in ranked)
@@ -253,22 +280,27 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    tables = {"settings": (SETTING_COLUMNS, setting_rows(ranked)), "runs": (COLUMNS, table_rows(runs))}
+    names = class_names(runs)
+    tables = {"settings": (SETTING_COLUMNS, setting_rows(ranked)), **per_class_tables(ranked, names),
+              "runs": (COLUMNS, table_rows(runs))}
     if records:
         tables["claims"] = (CLAIM_COLUMNS, claim_rows(records))
         (folder / "claims.json").write_text(json.dumps(records, indent=2), encoding="utf-8")
     sections = {"Settings": f"{markdown_table(tables['settings'][1], SETTING_COLUMNS)}\n{settings_note(ranked)}\n"}
     if records:
         sections["Claims of the notes"] = markdown_table(tables["claims"][1], CLAIM_COLUMNS)
+    for name, (columns, rows) in tables.items():
+        if name.startswith("per-class"):
+            sections[name.capitalize()] = markdown_table(rows, columns)
     sections["Runs"] = markdown_table(tables["runs"][1])
     (folder / "report.md").write_text(f"# {folder.name}\n\n" + "\n".join(f"## {h}\n\n{t}" for h, t in sections.items()),
                                       encoding="utf-8")
-    images = write_plots(folder, ranked)
+    images = write_plots(folder, ranked, names)
     page = write_html(folder, {name: html_table(rows, columns) for name, (columns, rows) in tables.items()}, images)
     project = None if args.no_wandb else wandb_project(runs)
     wandb_dir = log_report(folder, project, tables, images) if project else None
 
-    print("\n".join(text for heading, text in sections.items() if heading != "Runs"))
+    print("\n".join(sections[heading] for heading in ("Settings", "Claims of the notes") if heading in sections))
     print(f"report: {folder / 'report.md'}\n        {page}")
     if records:
         print(f"claims: {folder / 'claims.json'}")

@@ -13,6 +13,7 @@ import lightning as L
 import numpy as np
 import torch
 from omegaconf import DictConfig
+from torchmetrics.functional.classification import multiclass_confusion_matrix
 
 from trainlab.build import Run
 from trainlab.callbacks import Diagnostic, FitVerdict
@@ -74,6 +75,10 @@ def save_predictions(trainer: L.Trainer, module: Classifier, datamodule, out: Pa
         arrays |= {f"{split}_predicted": predicted.astype(np.int32), f"{split}_label": label.astype(np.int32)}
         record[f"{split}/acc"] = float((predicted == label).mean())
         record[f"{split}_samples"] = len(label)
+    # Rows: true class, columns: predicted class (the report's per-class precision and recall come from it).
+    record["test_confusion"] = multiclass_confusion_matrix(
+        torch.from_numpy(arrays["test_predicted"]).long(), torch.from_numpy(arrays["test_label"]).long(),
+        num_classes=module.num_classes).tolist()
     np.savez_compressed(out / "predictions.npz", **arrays)
     labels = arrays["val_label"].tobytes() + arrays["test_label"].tobytes()
     last = module.history[-1]["epoch"] if module.history else None

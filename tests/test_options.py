@@ -12,8 +12,9 @@ from trainlab.pipeline import train_and_test
 
 from conftest import make_cfg
 
-# trainer=ddp (two processes) has its own tests in test_reliability.py; trainer=gpu below.
-SPECIAL = {("trainer", "ddp"), ("trainer", "gpu")}
+# trainer=ddp (two processes) has its own tests in test_reliability.py; trainer=gpu below; tune=lr_find, which
+# finds a learning rate instead of training, in test_train.py.
+SPECIAL = {("trainer", "ddp"), ("trainer", "gpu"), ("tune", "lr_find")}
 OPTIONS = sorted((p.parent.name, p.stem) for p in CONF.glob("*/*.yaml") if (p.parent.name, p.stem) not in SPECIAL)
 
 

@@ -95,8 +95,9 @@ def test_sweep_report_table_plots_and_page(activation_sweep, capsys):
     assert settings[1][SETTING_COLUMNS.index("vs best")].startswith("worse (McNemar, p=")
 
     pngs = sorted(activation_sweep.rglob("*.png"))
-    assert {p.relative_to(activation_sweep).parts[0] for p in pngs} == {"curves.png", "train_vs_val"}
+    assert {p.relative_to(activation_sweep).parts[0] for p in pngs} == {"curves.png", "train_vs_val", "confusion"}
     assert len(list((activation_sweep / "train_vs_val").glob("*.png"))) == 2
+    assert len(list((activation_sweep / "confusion").glob("*.png"))) == 2, "one test confusion matrix per setting"
     assert not (activation_sweep / "bias_variance.png").exists(), "one parameter count: no capacity plot"
     assert all(png_size(p) == PIXELS for p in pngs)
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 
 import pytest
 
@@ -160,3 +161,22 @@ def test_cli_multirun_one_folder_and_summary_per_job(tmp_path):
         summary = json.loads((tmp_path / job / "summary.json").read_text())
         assert summary["status"] == "completed"
         assert (tmp_path / job / "config.yaml").exists()
+
+
+def test_lr_find_suggests_a_finite_positive_lr_plots_it_and_trains_nothing(tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger="trainlab"):
+        record = train_and_test(make_cfg(tmp_path, "tune=lr_find", "data=digits", "lr_find.num_training=40", *QUIET))
+    assert math.isfinite(record["suggested_lr"]) and 1e-6 <= record["suggested_lr"] <= 1.0
+    assert (tmp_path / "lr_find.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads((tmp_path / "lr_find.json").read_text())["suggested_lr"] == record["suggested_lr"]
+    assert f"optim.lr={record['suggested_lr']:.3g}" in caplog.text
+    assert not (tmp_path / "summary.json").exists() and not list(tmp_path.rglob("*.ckpt"))
+
+
+@pytest.mark.parametrize(("overrides", "key"), [
+    (["lr_find.min_lr=1", "lr_find.max_lr=0.1"], "lr_find.max_lr"),
+    (["debug=fast_dev_run"], "lr_find"),
+])
+def test_lr_find_refuses_what_gives_no_curve(tmp_path, overrides, key):
+    with pytest.raises(ConfigError, match=key):
+        train_and_test(make_cfg(tmp_path, "tune=lr_find", "data=digits", *overrides, *QUIET))

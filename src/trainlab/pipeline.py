@@ -5,13 +5,14 @@ import logging
 import time
 
 import torch
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from trainlab import schema, summary, tracking
 from trainlab.build import build_run
 from trainlab.errors import ConfigError
 from trainlab.job import job_identity
 from trainlab.resume import check_checkpoint, open_run_folder, resumed_config
+from trainlab.tune import find_lr
 
 log = logging.getLogger("trainlab")
 
@@ -20,13 +21,18 @@ FP16_MIN_EPS = 1e-4
 
 
 def train_and_test(cfg: DictConfig) -> dict:
-    """Train and test the configured model; returns (and writes) the run summary."""
+    """Train and test the configured model; returns (and writes) the run summary.
+
+    With tune=lr_find it finds a learning rate instead, and returns that record (trainlab.tune).
+    """
     started = time.perf_counter()
     cfg, resume_from = resumed_config(cfg)
     identity = job_identity()
     prepare(cfg, identity)
     out = open_run_folder(cfg, resume_from)
     run = build_run(cfg)
+    if cfg.get("lr_find"):
+        return find_lr(run, out, OmegaConf.to_container(cfg.lr_find))
     if resume_from is not None:
         check_checkpoint(resume_from, run.module)
     summary.record_labels(out, run.datamodule)

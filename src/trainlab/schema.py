@@ -43,6 +43,10 @@ RULES: dict[str, Rule] = {
     "resume": either(NULL, FOLDER),
     "threads": either(NULL, integer(1)),
     "optimized_metric": TEXT,
+    "lr_find": NULL,  # or the settings below (tune=lr_find)
+    "lr_find.min_lr": POSITIVE,
+    "lr_find.max_lr": POSITIVE,
+    "lr_find.num_training": integer(1),
     "paths.output_dir": FOLDER,
     # data
     "data.loader.return_X_y": FLAG,

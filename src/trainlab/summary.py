@@ -144,7 +144,7 @@ def optimized_value(cfg: DictConfig, summary: dict) -> float | None:
     """The metric sweepers optimise, taken at the best epoch (or from the test run)."""
     name = cfg.get("optimized_metric")
     for section in ("best", "test"):
-        if name in summary[section]:
+        if name in summary.get(section, {}):  # an lr_find run has neither
             return summary[section][name]
     return None
 

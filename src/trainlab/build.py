@@ -18,6 +18,7 @@ from trainlab.data import InMemoryDataModule
 from trainlab.errors import ConfigError
 from trainlab.models import MLP, build_mlp, estimate_memory
 from trainlab.module import Classifier, output_size
+from trainlab.resume import check_shapes, read_checkpoint
 
 log = logging.getLogger("trainlab")
 
@@ -82,8 +83,6 @@ def build_module(cfg: DictConfig, num_features: int, num_classes: int) -> Classi
 
 def load_module(path: str | Path, key: str = "checkpoint") -> Classifier:
     """A trained Classifier from a checkpoint trainlab wrote: rebuilt from the config saved in it, then its weights."""
-    from trainlab.resume import check_shapes, read_checkpoint
-
     path = Path(path)
     if not path.is_file():
         raise ConfigError(key, f"no such checkpoint file: {path}")

@@ -23,6 +23,10 @@ from trainlab.stats import gap_is_noise
 log = logging.getLogger("trainlab")
 
 
+def _mark(evidence: bool) -> str:
+    return "x" if evidence else " "
+
+
 def _linear_layers(module: nn.Module) -> list[nn.Linear]:
     return [m for m in module.modules() if isinstance(m, nn.Linear)]
 
@@ -245,24 +249,20 @@ class NaNGuard(L.Callback):
         finite_inputs = bool(torch.isfinite(values.float()).all()) if x.is_floating_point() else True
         outputs = _linear_layers(pl_module.net)[-1].out_features
         needed = output_size(dm.num_classes)
-
-        def mark(evidence: bool) -> str:
-            return "x" if evidence else " "
-
         max_abs = dm.largest_feature()
         lines = [
             f"loss became {loss.item()} at epoch {trainer.current_epoch}, step {trainer.global_step}",
             "Checklist (x: evidence found):",
-            f"  [{mark(not finite_inputs)}] NaN/inf in the inputs: "
+            f"  [{_mark(not finite_inputs)}] NaN/inf in the inputs: "
             f"{'found in this batch' if not finite_inputs else 'none in this batch'}",
-            f"  [{mark(not x.is_floating_point() and x.dtype != torch.long)}] input dtype: {x.dtype} "
+            f"  [{_mark(not x.is_floating_point() and x.dtype != torch.long)}] input dtype: {x.dtype} "
             "(float expected, or word ids)",
             f"  [ ] learning rate: {group['lr']:g} (lower it, e.g. optim.lr={group['lr'] / 10:g})",
             f"  [ ] optimizer: {type(optimizer).__name__} (an adaptive one, optim=adam, is more forgiving)",
-            f"  [{mark(max_abs > 1e3)}] feature scaling: largest |training feature| {max_abs:.3g} "
+            f"  [{_mark(max_abs > 1e3)}] feature scaling: largest |training feature| {max_abs:.3g} "
             "(data.scaler=standard or minmax)",
-            f"  [{mark(outputs != needed or int(y.max()) >= dm.num_classes)}] output size vs labels: {outputs} "
+            f"  [{_mark(outputs != needed or int(y.max()) >= dm.num_classes)}] output size vs labels: {outputs} "
             f"outputs for {dm.num_classes} classes, largest label in this batch {int(y.max())}",
-            f"  [{mark('16' in str(trainer.precision))}] precision: {trainer.precision} (32-true is the safe choice)",
+            f"  [{_mark('16' in str(trainer.precision))}] precision: {trainer.precision} (32-true is the safe choice)",
         ]
         return "\n".join(lines)

@@ -74,6 +74,15 @@ class Setting:
         """Completed runs by (seed, split); read once grouping is done."""
         return {r["replicate"]: r for r in self.runs}
 
+    @cached_property
+    def test_confusion(self) -> list[list[int]] | None:
+        """The test confusion matrix (rows: true class, columns: predicted), summed over the setting's runs."""
+        matrices = [m for m in (r["summary"].get("evaluated", {}).get("test_confusion") for r in self.runs) if m]
+        if not matrices or len({len(m) for m in matrices}) != 1:
+            return None
+        size = len(matrices[0])
+        return [[sum(m[i][j] for m in matrices) for j in range(size)] for i in range(size)]
+
     def samples(self, split: str) -> int | None:
         """How many samples the setting's runs were evaluated on in `split` (val or test)."""
         return next((r["summary"]["evaluated"][f"{split}_samples"] for r in self.runs
@@ -199,16 +208,6 @@ def fit_summary(setting: Setting) -> str:
     rest = ", ".join(f"{fit} {k}" for fit, k in counts.items() if fit != top)
     failed = f", {len(setting.failed)} failed" if setting.failed else ""
     return text + (f"; {rest}" if rest else "") + failed
-
-
-def test_confusion(setting: Setting) -> list[list[int]] | None:
-    """The setting's test confusion matrix (rows: true class, columns: predicted), summed over its runs."""
-    matrices = [r["summary"].get("evaluated", {}).get("test_confusion") for r in setting.runs]
-    matrices = [m for m in matrices if m]
-    if not matrices or len({len(m) for m in matrices}) != 1:
-        return None
-    size = len(matrices[0])
-    return [[sum(m[i][j] for m in matrices) for j in range(size)] for i in range(size)]
 
 
 def per_class(matrix: list[list[int]]) -> dict[str, list[float | None]]:

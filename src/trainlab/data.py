@@ -207,7 +207,8 @@ class ArrayDataModule(InMemoryDataModule):
     def encode(self, frame: pandas.DataFrame, label_column: str | None) -> tuple[torch.Tensor, torch.Tensor | None]:
         labels = None
         if label_column is not None and label_column in frame.columns:
-            labels = torch.as_tensor(frame.pop(label_column).to_numpy(), dtype=torch.long)
+            labels = torch.as_tensor(frame[label_column].to_numpy(), dtype=torch.long)
+            frame = frame.drop(columns=label_column)
         if frame.shape[1] != self.num_features:
             raise ConfigError("file", f"{frame.shape[1]} feature columns, but the model was trained on "
                               f"{self.num_features}; give the training data's feature columns, in order (and, to "

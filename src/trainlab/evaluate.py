@@ -48,7 +48,6 @@ def prepared(target: Path) -> tuple[Classifier, object]:
     """The trained module and its training data, rebuilt; refuses data that no longer fits the model."""
     module = load_module(checkpoint_of(target))
     saved = module.hparams
-    L.seed_everything(saved["config"]["seed"], verbose=False)
     datamodule = build_datamodule(OmegaConf.create(saved["config"]))
     if (datamodule.num_features, datamodule.num_classes) != (saved["num_features"], saved["num_classes"]):
         raise ConfigError("checkpoint", f"the data now has {datamodule.num_features} features and "
@@ -77,9 +76,10 @@ def evaluate(target: Path, split: str = "test", file: Path | None = None, label_
     if file is None:
         loader, name = datamodule.split_batches(split), split
     else:
-        inputs, labels = datamodule.encode(read_table(file), label_column or _label_column(module))
+        label_column = label_column or _label_column(module)
+        inputs, labels = datamodule.encode(read_table(file), label_column)
         if labels is None:
-            raise ConfigError("file", f"{file} has no label column {label_column or _label_column(module)!r} to "
+            raise ConfigError("file", f"{file} has no label column {label_column!r} to "
                               "evaluate against; name it with --label-column, or use trainlab-predict")
         loader, name = datamodule.batches(inputs, labels), file.name
     (metrics,) = _trainer(module).test(module, dataloaders=loader, verbose=False)
@@ -90,14 +90,9 @@ def predict(target: Path, file: Path) -> Path:
     """Predicted labels and class probabilities for the rows of `file`, written beside it."""
     module, datamodule = prepared(target)
     frame = read_table(file)
-    inputs, _ = datamodule.encode(frame.copy(), label_column=None)
+    inputs, _ = datamodule.encode(frame, label_column=None)
     batches = _trainer(module).predict(module, dataloaders=datamodule.batches(inputs, None))
-    logits = torch.cat([b[2] for b in batches]).float()
-    if module.binary:
-        positive = torch.sigmoid(logits)
-        probabilities = torch.stack([1 - positive, positive], dim=1)
-    else:
-        probabilities = torch.softmax(logits, dim=1)
+    probabilities = torch.cat([b[2] for b in batches])
     predicted = torch.cat([b[0] for b in batches]).numpy()
     names = getattr(datamodule, "label_names", None) or [str(i) for i in range(datamodule.num_classes)]
     out = pandas.DataFrame({"predicted": np.asarray(names, dtype=object)[predicted]})

@@ -86,11 +86,13 @@ class Classifier(L.LightningModule):
         self._step(batch, "test")
 
     def predict_step(self, batch, batch_idx, dataloader_idx: int = 0) -> tuple[torch.Tensor, ...]:
-        """(predicted class ids, labels, logits): classes decided as the accuracy metric decides them."""
+        """(predicted class ids, labels, class probabilities): classes decided as the accuracy metric decides them."""
         x, y = batch
         logits = self._logits(x)
-        predicted = (torch.sigmoid(logits) > 0.5).long() if self.binary else logits.argmax(-1)
-        return predicted, y, logits
+        if self.binary:
+            positive = torch.sigmoid(logits)
+            return (positive > 0.5).long(), y, torch.stack([1 - positive, positive], dim=1)
+        return logits.argmax(-1), y, torch.softmax(logits, dim=-1)
 
     def _epoch_values(self, stage: str) -> dict[str, float]:
         metrics = self.metrics[f"{stage}_split"]

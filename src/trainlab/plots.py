@@ -8,7 +8,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from trainlab.compare import Setting, fit_summary, test_confusion
+from trainlab.compare import Setting, fit_summary
 from trainlab.stats import estimate
 
 FIGSIZE, DPI = (10, 4), 100  # every plot is 1000 x 400 pixels
@@ -159,7 +159,7 @@ def write_plots(folder: Path, settings: list[Setting], class_names: list[str] | 
         path = folder / "train_vs_val" / f"{UNSAFE.sub('_', setting.name)[:150]}.png"
         title = f"{setting.name} — {fit_summary(setting).split(':')[0]}"
         images[plot_train_vs_val(title, plotted_runs(setting), path)] = f"train vs val: {setting.name}"
-        matrix = test_confusion(setting)
+        matrix = setting.test_confusion
         if matrix:
             names = class_names or [str(i) for i in range(len(matrix))]
             path = folder / "confusion" / f"{UNSAFE.sub('_', setting.name)[:150]}.png"

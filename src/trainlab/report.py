@@ -40,7 +40,6 @@ from trainlab.compare import (
     rank,
     replicate_id,
     run_metrics,
-    test_confusion,
     versus_best_text,
 )
 from trainlab.errors import ConfigError
@@ -175,8 +174,7 @@ def class_names(runs: list[dict]) -> list[str] | None:
 
 def per_class_tables(ranked: list[Setting], names: list[str] | None) -> dict[str, tuple[list[str], list[list[str]]]]:
     """Per-class recall and precision on the test split, one row per setting (summed over its replicates)."""
-    matrices = [(s, test_confusion(s)) for s in ranked]
-    matrices = [(s, m) for s, m in matrices if m]
+    matrices = [(s, s.test_confusion) for s in ranked if s.test_confusion]
     if not matrices:
         return {}
     labels = names or [str(i) for i in range(len(matrices[0][1]))]

@@ -318,3 +318,19 @@ def test_per_class_view_from_the_test_confusion_matrix(tmp_path, reviews_csv):
     assert "| setting | bad | good |" in report  # the class names of labels.json
     png = run / "confusion" / "default.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "confusion/default.png" in (run / "report.html").read_text()
+
+
+@pytest.mark.parametrize("epochs", [1, 3])
+def test_epoch_axes_show_whole_epochs_only(monkeypatch, tmp_path, epochs):
+    import trainlab.plots as plots
+
+    figures = []
+    monkeypatch.setattr(plots, "save", lambda fig, path: figures.append(fig))
+    history = [{"epoch": e, "train/loss": 1 / (e + 1), "val/loss": 1.2 / (e + 1), "train/acc": 0.9, "val/acc": 0.8}
+               for e in range(epochs)]
+    plots.plot_train_vs_val("one run", [{"summary": {"best_epoch": epochs - 1}, "history": history}], tmp_path / "a.png")
+    for ax in figures[0].axes:
+        low, high = ax.get_xlim()
+        assert low <= 0 and high >= epochs - 1 and high - low >= 1  # one epoch: a point, not +-0.05 around it
+        shown = [t for t in ax.get_xticks() if low <= t <= high]
+        assert shown and all(float(t).is_integer() for t in shown)

@@ -9,6 +9,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from trainlab import schema, summary, tracking
 from trainlab.build import build_run
+from trainlab.console import one_line_per_message, print_config
 from trainlab.errors import ConfigError
 from trainlab.job import job_identity
 from trainlab.resume import check_checkpoint, open_run_folder, resumed_config
@@ -26,10 +27,13 @@ def train_and_test(cfg: DictConfig) -> dict:
     With tune=lr_find it finds a learning rate instead, and returns that record (trainlab.tune).
     """
     started = time.perf_counter()
+    one_line_per_message()
     cfg, resume_from = resumed_config(cfg)
     identity = job_identity()
     prepare(cfg, identity)
     out = open_run_folder(cfg, resume_from)
+    if cfg.get("print_config"):
+        print_config(cfg)
     run = build_run(cfg)
     if cfg.get("lr_find"):
         return find_lr(run, out, OmegaConf.to_container(cfg.lr_find))

@@ -49,7 +49,7 @@ def band(ax, runs: list[dict], key: str, **style) -> None:
 
 def _epoch_axis(ax, ylabel: str, epochs_run: int) -> None:
     ax.set(xlabel="epoch", ylabel=ylabel, title=ylabel)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     if epochs_run <= 1:
         ax.set_xlim(-0.5, 0.5)  # one epoch: a point, not an axis around +-0.05
     ax.grid(alpha=0.3)

@@ -42,6 +42,7 @@ RULES: dict[str, Rule] = {
     "claims": Rule("a list of claims (see conf/experiment/)", lambda v: isinstance(v, list)),
     "resume": either(NULL, FOLDER),
     "threads": either(NULL, integer(1)),
+    "print_config": FLAG,
     "optimized_metric": TEXT,
     "lr_find": NULL,  # or the settings below (tune=lr_find)
     "lr_find.min_lr": POSITIVE,

@@ -113,6 +113,7 @@ def completed(run: Run, out: Path, tested: list[dict], best_checkpoint: str, rec
     write(out, summary, trainer)
     if trainer.is_global_zero:
         log.info("best epoch %s: %s | test: %s", summary["best_epoch"], _fmt(summary["best"]), _fmt(summary["test"]))
+        log.info("run folder: %s", out)
     return summary
 
 

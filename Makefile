@@ -6,13 +6,35 @@ LOCK := requirements.lock
 
 .PHONY: setup train test test-full lint clean lock results bench
 
-setup: $(VENV)/.installed
+# Which build of the lock's torch version: cpu (Linux without an NVIDIA GPU: the lock's own build, the one CI
+# tests, from PyTorch's CPU index), cuda (Linux with one: PyPI's CUDA build) or macos (PyPI's, with Apple's MPS).
+# An existing .venv keeps the build it was made with; a new one gets the machine's guess. `make setup TORCH=cpu`
+# (or cuda, macos) chooses; TORCH_INDEX=<url> picks another index for it (e.g. https://download.pytorch.org/whl/cu126).
+UNAME ?= $(shell uname -s)
+NVIDIA_GPU ?= $(shell nvidia-smi -L >/dev/null 2>&1 && echo yes)
+INSTALLED_TORCH := $(patsubst $(VENV)/.installed-%,%,$(wildcard $(VENV)/.installed-*))
+TORCH ?= $(or $(INSTALLED_TORCH),$(if $(filter Darwin,$(UNAME)),macos,$(if $(NVIDIA_GPU),cuda,cpu)))
+ifeq ($(filter $(TORCH),cpu cuda macos),)
+$(error TORCH=$(TORCH) is not a torch build trainlab installs: choose TORCH=cpu, TORCH=cuda or TORCH=macos)
+endif
+ifneq ($(INSTALLED_TORCH),$(if $(INSTALLED_TORCH),$(TORCH)))
+$(error $(VENV) holds the $(INSTALLED_TORCH) build of torch, not TORCH=$(TORCH): run `make clean` first to change it)
+endif
+TORCH_VERSION := $(shell sed -n 's/^torch==\([^+]*\).*/\1/p' $(LOCK))
+TORCH_INDEX_cpu := https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?= $(TORCH_INDEX_$(TORCH))
+TORCH_REQUIREMENT := torch==$(TORCH_VERSION)$(if $(filter cpu,$(TORCH)),+cpu)
 
-# torch is pinned to its CPU build in the lock file, so pip never pulls the CUDA wheels.
-$(VENV)/.installed: pyproject.toml $(LOCK)
+setup: $(VENV)/.installed-$(TORCH)
+
+# torch first, alone (the extra index is asked for torch only), then everything else at the lock's versions.
+$(VENV)/.installed-$(TORCH): pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -c $(LOCK) -e '.[dev]'
-	touch $@
+	@echo "installing torch $(TORCH_VERSION), $(TORCH) build (make setup TORCH=cpu|cuda|macos chooses another)"
+	$(PY) -m pip install --quiet $(if $(TORCH_INDEX),--no-deps --extra-index-url $(TORCH_INDEX)) "$(TORCH_REQUIREMENT)"
+	grep -v '^torch==' $(LOCK) > $(VENV)/constraints.txt
+	$(PY) -m pip install --quiet -c $(VENV)/constraints.txt -e '.[dev]'
+	rm -f $(VENV)/.installed* && touch $@
 
 train: setup
 	$(PY) train.py $(ARGS)

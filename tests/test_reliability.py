@@ -7,7 +7,9 @@ import os
 import pytest
 import torch
 
+from trainlab import pipeline
 from trainlab.errors import ConfigError
+from trainlab.job import job_identity
 from trainlab.pipeline import train_and_test
 
 from conftest import ROOT, make_cfg, run_cli
@@ -92,9 +94,48 @@ def test_resume_refuses_a_checkpoint_of_another_shape(tmp_path):
         train_and_test(make_cfg(tmp_path / "new", f"resume={tmp_path}"))
 
 
-def test_resume_needs_a_run_folder(tmp_path):
+def test_resume_needs_a_run_folder_or_a_checkpoint_file(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist: give a run folder or a .ckpt file"):
+        train_and_test(make_cfg(tmp_path / "new", f"resume={tmp_path / 'nowhere'}"))
+    (tmp_path / "empty").mkdir()
     with pytest.raises(ConfigError, match="not a trainlab run folder"):
-        train_and_test(make_cfg(tmp_path, f"resume={tmp_path / 'nowhere'}"))
+        train_and_test(make_cfg(tmp_path / "new", f"resume={tmp_path / 'empty'}"))
+
+
+def continued(monkeypatch, tmp_path, *overrides):
+    """train_and_test as `python train.py <overrides>` runs it: Hydra reports the overrides to the job."""
+    monkeypatch.setattr(pipeline, "job_identity", lambda: {**job_identity(), "overrides": list(overrides)})
+    return train_and_test(make_cfg(tmp_path, *overrides))
+
+
+@pytest.mark.parametrize("key", ["ckpt_path", "resume"])
+def test_a_checkpoint_file_continues_in_a_new_folder_with_more_epochs(tmp_path, monkeypatch, key):
+    short = ("data=digits", "logger=none", "callbacks.early_stopping=null")
+    train_and_test(make_cfg(tmp_path / "first", *short, "trainer.max_epochs=2"))
+    before = contents(tmp_path / "first")
+    summary = continued(monkeypatch, tmp_path / "more", f"{key}={tmp_path / 'first/checkpoints/last.ckpt'}",
+                        "trainer.max_epochs=4")
+    whole = train_and_test(make_cfg(tmp_path / "whole", *short, "trainer.max_epochs=4"))
+    assert summary["history"] == whole["history"]  # two epochs, then two more: the same as four at once
+    assert summary["best_checkpoint"].startswith(str(tmp_path / "more" / "checkpoints"))
+    assert contents(tmp_path / "first") == before  # the run continued from is untouched
+    saved = (tmp_path / "more" / "config.yaml").read_text()
+    assert saved.count(str(tmp_path / "first")) == 1  # `resume:` alone points there; every path moved
+
+
+def test_a_continued_run_keeps_its_config_groups(tmp_path, monkeypatch):
+    finished_run(tmp_path)
+    with pytest.raises(ConfigError, match="optim=... would change what was trained"):
+        continued(monkeypatch, tmp_path / "new", f"resume={tmp_path}", "optim=sgd")
+
+
+def test_a_checkpoint_without_a_saved_config_is_refused(tmp_path):
+    last = finished_run(tmp_path)
+    checkpoint = torch.load(last, weights_only=True)
+    del checkpoint["hyper_parameters"]
+    torch.save(checkpoint, last)
+    with pytest.raises(ConfigError, match="holds no saved config"):
+        train_and_test(make_cfg(tmp_path / "new", f"ckpt_path={last}"))
 
 
 @pytest.mark.full

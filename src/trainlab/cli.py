@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from trainlab import CONF
 from trainlab.errors import ConfigError, as_trainlab_error, exit_with
+from trainlab.habits import adapted
 from trainlab.schema import check_replicates
 
 log = logging.getLogger("trainlab")
@@ -63,5 +64,14 @@ def run_job(cfg: DictConfig) -> float | None:
 
 
 @hydra.main(config_path=str(CONF), config_name="train", version_base="1.3")
-def main(cfg: DictConfig) -> float | None:
+def hydra_main(cfg: DictConfig) -> float | None:
     return run_job(cfg)
+
+
+def main() -> float | None:
+    """`python train.py` / `trainlab-train`: lightning-hydra-template's habits translated, then Hydra."""
+    try:
+        sys.argv[1:] = adapted(sys.argv[1:])
+    except ConfigError as error:
+        exit_with(error)
+    return hydra_main()

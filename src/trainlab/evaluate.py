@@ -107,9 +107,14 @@ def _label_column(module: Classifier) -> str:
     return module.hparams["config"]["data"].get("label_column", "label")
 
 
+def checkpoint_argument(text: str) -> Path:
+    """A path; `ckpt_path=<path>`, as lightning-hydra-template's eval.py takes it, too."""
+    return Path(text.removeprefix("ckpt_path="))
+
+
 def main_eval(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="trainlab-eval", description=__doc__.split("\n")[0])
-    parser.add_argument("target", type=Path, help="a run folder (its best checkpoint) or a .ckpt file")
+    parser.add_argument("target", type=checkpoint_argument, help="a run folder (its best checkpoint) or a .ckpt file")
     parser.add_argument("--split", default="test", choices=("train", "val", "test"))
     parser.add_argument("--file", type=Path, help="a labelled csv/parquet file with the training data's columns")
     parser.add_argument("--label-column", help="the file's label column (default: the data's, or `label`)")
@@ -119,7 +124,7 @@ def main_eval(argv: list[str] | None = None) -> int:
 
 def main_predict(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="trainlab-predict", description="Predict the labels of new rows.")
-    parser.add_argument("target", type=Path, help="a run folder (its best checkpoint) or a .ckpt file")
+    parser.add_argument("target", type=checkpoint_argument, help="a run folder (its best checkpoint) or a .ckpt file")
     parser.add_argument("file", type=Path, help="a csv/parquet file with the training data's columns")
     args = parser.parse_args(argv)
     return _run(lambda: print(f"predictions: {predict(args.target, args.file)}"))

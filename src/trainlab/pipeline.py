@@ -28,8 +28,8 @@ def train_and_test(cfg: DictConfig) -> dict:
     """
     started = time.perf_counter()
     one_line_per_message()
-    cfg, resume_from = resumed_config(cfg)
     identity = job_identity()
+    cfg, resume_from = resumed_config(cfg, identity["overrides"])
     prepare(cfg, identity)
     out = open_run_folder(cfg, resume_from)
     if cfg.get("print_config"):

@@ -1,4 +1,4 @@
-"""Run folders: a new run never overwrites an old one; `resume=<run folder>` continues one from its last.ckpt."""
+"""Run folders: a new run never overwrites an old one; `resume=` continues a run folder or a checkpoint file."""
 from __future__ import annotations
 
 import logging
@@ -13,20 +13,68 @@ from trainlab.errors import ConfigError
 log = logging.getLogger("trainlab")
 
 
-def resumed_config(cfg: DictConfig) -> tuple[DictConfig, Path | None]:
-    """With `resume=<run folder>`: that run's saved config and its last checkpoint; else `cfg` and None."""
-    if not cfg.get("resume"):
+def resumed_config(cfg: DictConfig, overrides: list[str]) -> tuple[DictConfig, Path | None]:
+    """The config and checkpoint a run continues from, or `cfg` and None for a fresh run.
+
+    `resume=<run folder>`: that run's saved config, continued in its folder from its last.ckpt.
+    `resume=<file.ckpt>` (or `ckpt_path=`, lightning-hydra-template's name): the config saved in the
+    checkpoint, continued from it in a new run folder. Either way the command line's keys apply on top
+    (`trainer.max_epochs=20` trains on for more epochs); a group (`optim=sgd`) would change what was trained.
+    """
+    key = "resume" if cfg.get("resume") else "ckpt_path"
+    if not cfg.get(key):
         return cfg, None
-    folder = Path(cfg.resume).expanduser()
-    saved, last = folder / "config.yaml", folder / "checkpoints" / "last.ckpt"
-    if not saved.exists():
-        raise ConfigError("resume", f"{folder} is not a trainlab run folder (no config.yaml)")
-    if not last.exists():
-        raise ConfigError("resume", f"{folder} has no checkpoints/last.ckpt: it ended before its first epoch; start it anew")
-    resumed = OmegaConf.load(saved)
+    path = Path(cfg[key]).expanduser()
+    if path.is_dir():
+        resumed, checkpoint = _run_folder(path, key), path / "checkpoints" / "last.ckpt"
+    elif path.is_file():
+        resumed, checkpoint = _saved_in(path, key, new_folder=str(cfg.paths.output_dir)), path
+    else:
+        raise ConfigError(key, f"{path} does not exist: give a run folder or a .ckpt file")
+    _carry_overrides(resumed, cfg, overrides, key)
     with open_dict(resumed):
-        resumed.resume = str(folder)
-    return resumed, last
+        resumed.resume, resumed.ckpt_path = str(path), None
+    return resumed, checkpoint
+
+
+def _run_folder(folder: Path, key: str) -> DictConfig:
+    if not (folder / "config.yaml").exists():
+        raise ConfigError(key, f"{folder} is not a trainlab run folder (no config.yaml)")
+    if not (folder / "checkpoints" / "last.ckpt").exists():
+        raise ConfigError(key, f"{folder} has no checkpoints/last.ckpt: it ended before its first epoch; start it anew")
+    return OmegaConf.load(folder / "config.yaml")
+
+
+def _saved_in(path: Path, key: str, new_folder: str) -> DictConfig:
+    """The resolved config a checkpoint carries, its run folder's paths moved to `new_folder`."""
+    config = read_checkpoint(path, key).get("hyper_parameters", {}).get("config")
+    if config is None:
+        raise ConfigError(key, f"{path} holds no saved config (not written by this trainlab); "
+                          "resume its run folder instead (resume=<run folder>)")
+    return OmegaConf.create(_moved(config, config["paths"]["output_dir"], new_folder))
+
+
+def _moved(node, old: str, new: str):
+    if isinstance(node, dict):
+        return {name: _moved(value, old, new) for name, value in node.items()}
+    if isinstance(node, list):
+        return [_moved(value, old, new) for value in node]
+    return new + node[len(old):] if isinstance(node, str) and (node == old or node.startswith(old + "/")) else node
+
+
+def _carry_overrides(resumed: DictConfig, cfg: DictConfig, overrides: list[str], key: str) -> None:
+    """The command line's keys, as Hydra composed them into `cfg`, set in the resumed config."""
+    from trainlab import CONF
+    from trainlab.compare import override_key
+
+    for name in (override_key(o) for o in overrides):
+        if name in ("resume", "ckpt_path"):
+            continue
+        if (CONF / name).is_dir():
+            raise ConfigError(key, f"{name}=... would change what was trained: a continued run keeps its config "
+                              "groups; keys can change (trainer.max_epochs=20), or train anew")
+        with open_dict(resumed):
+            OmegaConf.update(resumed, name, OmegaConf.select(cfg, name), force_add=True)
 
 
 def open_run_folder(cfg: DictConfig, resume_from: Path | None) -> Path:

@@ -18,3 +18,16 @@ class SignalAt(L.Callback):
         if (trainer.current_epoch, batch_idx) == (self.epoch, self.batch) and not self.marker.exists():
             self.marker.touch()
             os.kill(os.getpid(), self.signal)
+
+
+class CrashAt(L.Callback):
+    """Raises a RuntimeError at (epoch, batch), once: a crash in the middle of training (the marker file says it
+    happened, so a run resumed with the same config goes past it)."""
+
+    def __init__(self, epoch: int, batch: int, marker: str):
+        self.epoch, self.batch, self.marker = epoch, batch, Path(marker)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if (trainer.current_epoch, batch_idx) == (self.epoch, self.batch) and not self.marker.exists():
+            self.marker.touch()
+            raise RuntimeError(f"crash at epoch {self.epoch}, batch {self.batch}")

@@ -1,11 +1,14 @@
 """Splits, scaling without leakage, and the in-memory batch path."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
 from hydra.utils import instantiate
 
+from trainlab.build import build_datamodule
 from trainlab.data import ArrayDataModule, TensorBatches
 from trainlab.errors import ConfigError
 
@@ -46,10 +49,25 @@ def test_minmax_and_none_scalers(tmp_path):
 
 
 def test_split_is_fixed_by_split_seed_not_seed(tmp_path):
-    a = datamodule(tmp_path, "data=digits", "seed=1").splits["val"][1]
-    b = datamodule(tmp_path, "data=digits", "seed=2").splits["val"][1]
-    c = datamodule(tmp_path, "data=digits", "data.split_seed=5").splits["val"][1]
-    assert torch.equal(a, b) and not torch.equal(a, c)
+    # Built as a run builds it: `seed` reaches the datamodule (its shuffle seed), and must not reach the split.
+    a, b, c = (build_datamodule(make_cfg(tmp_path, "data=digits", *seeds)).splits
+               for seeds in (["seed=1"], ["seed=2"], ["seed=1", "data.split_seed=5"]))
+    assert all(torch.equal(a[split][0], b[split][0]) for split in ("train", "val", "test"))
+    assert not torch.equal(a["val"][0], c["val"][0])
+
+
+@pytest.mark.parametrize("split", ["train", "val", "test"])
+def test_ddp_ranks_get_disjoint_shards_that_cover_the_split(tmp_path, split):
+    dm = datamodule(tmp_path, "data=digits")
+    shards = []
+    for rank in range(2):
+        dm.trainer = SimpleNamespace(world_size=2, global_rank=rank, overfit_batches=0)
+        loader = {"train": dm.train_dataloader, "test": dm.test_dataloader}.get(split, lambda: dm.val_dataloader()[0])()
+        assert sum(len(y) for _, y in loader) == len(loader.rows)  # the rank's batches are its shard's rows
+        shards.append(loader.rows.tolist())
+    assert not set(shards[0]) & set(shards[1])
+    assert sorted(shards[0] + shards[1]) == list(range(len(dm.splits[split][1])))
+    assert abs(len(shards[0]) - len(shards[1])) <= 1
 
 
 def test_batches_cover_each_sample_once_per_epoch():

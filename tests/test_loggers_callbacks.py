@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import csv
 import logging
+from pathlib import Path
 
+import pytest
 import torch
 
+from trainlab.evaluate import evaluate
 from trainlab.pipeline import train_and_test
 
 from conftest import make_cfg
@@ -32,10 +35,15 @@ def test_wandb_logger_runs_offline(tmp_path):
 
 
 def test_checkpoints_best_and_last_and_test_on_best(tmp_path):
-    summary = train_and_test(make_cfg(tmp_path, *SHORT, "logger=none"))
-    checkpoints = {p.name for p in (tmp_path / "checkpoints").iterdir()}
-    assert "last.ckpt" in checkpoints and any(n.startswith("best-epoch") for n in checkpoints)
-    assert summary["best_checkpoint"].endswith(f"best-epoch{summary['best_epoch']:03d}.ckpt")
+    # Trained on past its best epoch, so the last weights and the best ones differ.
+    summary = train_and_test(make_cfg(tmp_path, "data=digits", "trainer.max_epochs=8", "callbacks.early_stopping=null",
+                                      "logger=none"))
+    assert summary["best_epoch"] < 7, "the case to test: the best epoch is not the last"
+    checkpoints = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert checkpoints == [f"best-epoch{summary['best_epoch']:03d}.ckpt", "last.ckpt"]
+    assert summary["best_checkpoint"] == str(tmp_path / "checkpoints" / checkpoints[0])
+    assert summary["test"] == evaluate(Path(summary["best_checkpoint"]), "test")  # tested: the best weights
+    assert summary["test"] != evaluate(tmp_path / "checkpoints" / "last.ckpt", "test")
 
 
 def test_last_checkpoint_holds_the_last_epoch_after_val_loss_stopped_improving(tmp_path):
@@ -65,6 +73,12 @@ def test_without_model_checkpoint_the_interrupt_checkpoint_still_works(tmp_path)
     summary = train_and_test(make_cfg(tmp_path, *SHORT, "logger=none", "callbacks.model_checkpoint=null"))
     assert summary["status"] == "completed" and summary["best_checkpoint"] is None
     assert not (tmp_path / "checkpoints").exists()  # nothing saved: no ModelCheckpoint, no interruption
+    crash = f"+callbacks.crash={{_target_: killer.CrashAt, epoch: 1, batch: 3, marker: '{tmp_path / 'crashed'}.once'}}"
+    with pytest.raises(RuntimeError, match="crash at epoch 1"):
+        train_and_test(make_cfg(tmp_path / "crashed", *SHORT, "logger=none", "callbacks.model_checkpoint=null", crash))
+    assert [p.name for p in (tmp_path / "crashed" / "checkpoints").iterdir()] == ["interrupted.ckpt"]
+    saved = torch.load(tmp_path / "crashed" / "checkpoints" / "interrupted.ckpt", weights_only=True)
+    assert saved["epoch"] == 1 and saved["global_step"] == 20 + 3  # digits: 20 batches an epoch, then 3 of epoch 1
 
 
 def test_step_loss_is_logged_on_the_logger_steps_only(tmp_path):

@@ -5,8 +5,14 @@ import json
 
 import pytest
 import torch
+from lightning.pytorch import callbacks as lightning_callbacks
+from lightning.pytorch import loggers
+from lightning.pytorch.accelerators import CPUAccelerator
+from lightning.pytorch.profilers import SimpleProfiler
+from torch import nn
 
-from trainlab.build import CONF
+from trainlab import callbacks, console, models, text
+from trainlab.build import CONF, build_run
 from trainlab.errors import ConfigError
 from trainlab.pipeline import train_and_test
 
@@ -55,3 +61,111 @@ def test_gpu_trainer_without_gpu_is_a_clear_error(tmp_path):
         pytest.skip("this machine has a GPU: trainer=gpu is covered by the fast_dev_run test then")
     with pytest.raises(ConfigError, match="trainer=gpu"):
         train_and_test(make_cfg(tmp_path, "trainer=gpu", "debug=fast_dev_run"))
+
+
+def modules_of(run, kind) -> list[nn.Module]:
+    return [m for m in run.module.net.modules() if isinstance(m, kind)]
+
+
+def optimizer_and_scheduler(run):
+    configured = run.module.configure_optimizers()
+    if isinstance(configured, dict):
+        return configured["optimizer"], configured["lr_scheduler"]["scheduler"]
+    return configured, None
+
+
+def callback_types(run) -> set[type]:
+    return {type(c) for c in run.trainer.callbacks}
+
+
+def hidden_activations(kind):
+    # digits' default model is the hourglass: 3 hidden layers, each with its own activation
+    return lambda run: len(modules_of(run, kind)) == 3 and all(type(m) is kind for m in modules_of(run, kind))
+
+
+# What each option changes in the objects built from it (run with data=digits unless the option is data's).
+DEFAULT_CALLBACKS = {lightning_callbacks.EarlyStopping, callbacks.BestAndLastCheckpoint, callbacks.InterruptCheckpoint,
+                     callbacks.FitVerdict, callbacks.GradientFlow, callbacks.DeadUnits, callbacks.NaNGuard,
+                     callbacks.EpochTime}
+EFFECTS = {
+    ("activation", "sigmoid"): hidden_activations(nn.Sigmoid),
+    ("activation", "tanh"): hidden_activations(nn.Tanh),
+    ("activation", "relu"): hidden_activations(nn.ReLU),
+    ("activation", "leaky_relu"): lambda run: hidden_activations(nn.LeakyReLU)(run)
+    and modules_of(run, nn.LeakyReLU)[0].negative_slope == 0.01,
+    ("activation", "swish"): hidden_activations(models.Swish),
+    ("activation", "silu"): hidden_activations(nn.SiLU),
+    ("activation", "gelu"): hidden_activations(nn.GELU),
+    ("activation", "elu"): hidden_activations(nn.ELU),
+    ("norm", "none"): lambda run: not modules_of(run, (nn.BatchNorm1d, nn.LayerNorm, nn.GroupNorm)),
+    ("norm", "batch"): lambda run: len(modules_of(run, nn.BatchNorm1d)) == 3,
+    ("norm", "layer"): lambda run: len(modules_of(run, nn.LayerNorm)) == 3,
+    ("norm", "group"): lambda run: len(modules_of(run, nn.GroupNorm)) == 3,
+    ("optim", "sgd"): lambda run: (type(o := optimizer_and_scheduler(run)[0]) is torch.optim.SGD
+                                   and o.defaults["momentum"] == 0),
+    ("optim", "momentum"): lambda run: (type(o := optimizer_and_scheduler(run)[0]) is torch.optim.SGD
+                                        and o.defaults["momentum"] == 0.9 and o.defaults["nesterov"]),
+    ("optim", "rmsprop"): lambda run: type(optimizer_and_scheduler(run)[0]) is torch.optim.RMSprop,
+    ("optim", "adam"): lambda run: type(optimizer_and_scheduler(run)[0]) is torch.optim.Adam,
+    ("optim", "adamw"): lambda run: type(optimizer_and_scheduler(run)[0]) is torch.optim.AdamW,
+    ("scheduler", "none"): lambda run: optimizer_and_scheduler(run)[1] is None,
+    ("scheduler", "step"): lambda run: type(optimizer_and_scheduler(run)[1]) is torch.optim.lr_scheduler.StepLR,
+    ("scheduler", "cosine"): lambda run: (type(s := optimizer_and_scheduler(run)[1]) is
+                                          torch.optim.lr_scheduler.CosineAnnealingLR and s.T_max == 10),
+    ("trainer", "default"): lambda run: run.trainer.max_epochs == 10 and run.trainer.num_devices == 1,
+    ("trainer", "cpu"): lambda run: isinstance(run.trainer.accelerator, CPUAccelerator),
+    ("logger", "csv"): lambda run: type(run.trainer.logger) is loggers.CSVLogger,
+    ("logger", "tensorboard"): lambda run: type(run.trainer.logger) is loggers.TensorBoardLogger,
+    ("logger", "wandb"): lambda run: type(run.trainer.logger) is loggers.WandbLogger,
+    ("logger", "none"): lambda run: run.trainer.logger is None,
+    ("callbacks", "default"): lambda run: DEFAULT_CALLBACKS | {lightning_callbacks.LearningRateMonitor}
+    <= callback_types(run),
+    ("callbacks", "none"): lambda run: not callback_types(run) & DEFAULT_CALLBACKS
+    and {console.EpochLines, console.ProgressBars} & callback_types(run),
+    ("debug", "fast_dev_run"): lambda run: run.trainer.fast_dev_run == 1,
+    ("debug", "limit_batches"): lambda run: (run.trainer.limit_train_batches, run.trainer.max_epochs) == (5, 2),
+    ("debug", "overfit_batches"): lambda run: run.trainer.overfit_batches == 1,
+    ("debug", "profiler"): lambda run: isinstance(run.trainer.profiler, SimpleProfiler),
+    ("data", "mnist"): lambda run: (run.datamodule.num_features, run.datamodule.num_classes) == (784, 10),
+    ("data", "digits"): lambda run: (run.datamodule.num_features, run.datamodule.num_classes) == (64, 10),
+    ("data", "bbc_news"): lambda run: run.datamodule.label_names == ["business", "entertainment", "politics",
+                                                                    "sports", "tech"],
+    ("data", "imdb"): lambda run: isinstance(run.datamodule, text.TextDataModule) and run.datamodule.num_classes == 2,
+    ("data", "rotten_tomatoes"): lambda run: isinstance(run.datamodule, text.TextDataModule)
+    and run.datamodule.num_classes == 2,
+    ("data", "text_files"): lambda run: isinstance(run.datamodule, text.TextDataModule)
+    and run.datamodule.label_names == ["bad", "good"],
+    ("model", "hourglass"): lambda run: run.module.net.widths == [64, 512, 256, 512, 10],
+    ("model", "pyramid"): lambda run: run.module.net.widths == [64, 512, 256, 128, 10],
+    ("model", "uniform"): lambda run: run.module.net.widths == [64, 256, 256, 256, 10],
+    ("model", "custom"): lambda run: run.module.net.widths == [64, 256, 128, 10],
+    ("model", "bnnet"): lambda run: run.module.net.widths == [64, 48, 24, 10] and len(modules_of(run, nn.BatchNorm1d)) == 2,
+    ("model", "text_bow"): lambda run: isinstance(run.module.net[0], text.MultiHot),
+    ("model", "text_embed"): lambda run: isinstance(run.module.net[0], text.WordEmbedding),
+}
+# Covered elsewhere: precision (its own test below), init (tests/test_models.py, scheme by scheme), the experiments
+# (run as the sweeps they declare), hparams_search and tune.
+ELSEWHERE = {"precision", "init", "experiment", "hparams_search", "tune"}
+
+
+def test_every_option_has_an_effect_check():
+    assert set(EFFECTS) == {(g, o) for g, o in OPTIONS if g not in ELSEWHERE} | {("trainer", "default")}
+
+
+@pytest.mark.parametrize(("group", "option"), sorted(EFFECTS), ids=[f"{g}={o}" for g, o in sorted(EFFECTS)])
+def test_each_option_takes_effect(tmp_path, group, option, hub_like_dataset, reviews_csv):
+    overrides = [f"{group}={option}", *partner_overrides(group, option, hub_like_dataset, reviews_csv)]
+    if group != "data" and not any(o.startswith("data=") for o in overrides):
+        overrides.insert(0, "data=digits")
+    assert EFFECTS[group, option](build_run(make_cfg(tmp_path, *overrides)))
+
+
+@pytest.mark.parametrize("precision", sorted(p.stem for p in CONF.glob("precision/*.yaml")))
+def test_each_precision_reaches_the_trainer_and_the_weights(tmp_path, precision):
+    summary = train_and_test(make_cfg(tmp_path, "data=digits", f"precision={precision}", "debug=fast_dev_run"))
+    used = "bf16-mixed" if precision == "16-mixed" and not torch.cuda.is_available() else precision
+    assert summary["precision"] == used
+    weights = {"64-true": torch.float64, "bf16-true": torch.bfloat16, "16-true": torch.float16}.get(used, torch.float32)
+    run = build_run(make_cfg(tmp_path / "built", "data=digits", f"precision={precision}"))
+    with run.trainer.precision_plugin.module_init_context():
+        assert torch.empty(1).dtype == weights  # the dtype the net's weights are created in

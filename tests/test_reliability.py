@@ -123,6 +123,22 @@ def test_a_checkpoint_file_continues_in_a_new_folder_with_more_epochs(tmp_path, 
     assert saved.count(str(tmp_path / "first")) == 1  # `resume:` alone points there; every path moved
 
 
+def test_a_resumed_run_stops_early_at_the_same_epoch_as_an_uninterrupted_one(tmp_path):
+    # Any val loss drop under 0.05 is no progress: early stopping (patience 2) ends the run after a few epochs.
+    run = ("data=digits", "trainer.max_epochs=30", "logger=none", "callbacks.early_stopping.min_delta=0.05",
+           "callbacks.early_stopping.patience=2")
+    whole = train_and_test(make_cfg(tmp_path / "whole", *run))
+    stopped = whole["epochs_run"]
+    assert 3 <= stopped < 30, "the case to test: early stopping ends the run"
+    crash = (f"+callbacks.crash={{_target_: killer.CrashAt, epoch: {stopped - 1}, batch: 2, "
+             f"marker: '{tmp_path / 'crashed_once'}'}}")
+    with pytest.raises(RuntimeError, match="crash at epoch"):
+        train_and_test(make_cfg(tmp_path / "crashed", *run, crash))
+    resumed = train_and_test(make_cfg(tmp_path / "resume_log", f"resume={tmp_path / 'crashed'}"))
+    assert resumed["epochs_run"] == stopped and resumed["history"] == whole["history"]
+    assert resumed["test"] == whole["test"]
+
+
 def test_a_continued_run_keeps_its_config_groups(tmp_path, monkeypatch):
     finished_run(tmp_path)
     with pytest.raises(ConfigError, match="optim=... would change what was trained"):
@@ -162,8 +178,13 @@ def test_ddp_two_processes_match_one_process_with_the_same_global_batch(tmp_path
     single = run_cli(*common, "data.batch_size=64", f"hydra.run.dir={tmp_path / 'single'}")
     ddp = run_cli(*common, "trainer=ddp", "trainer.devices=2", "data.batch_size=32", f"hydra.run.dir={tmp_path / 'ddp'}")
     assert single.returncode == 0 and ddp.returncode == 0, ddp.stderr[-2000:]
+    assert "MEMBER: 1/2" in ddp.stderr + ddp.stdout and "MEMBER: 2/2" in ddp.stderr + ddp.stdout  # two processes
+    # Each rank takes its own half of the split: as many optimizer steps as one process with the whole batch.
+    steps = [torch.load(tmp_path / name / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
+             for name in ("single", "ddp")]
+    assert steps == [3 * 20, 3 * 20]  # digits: 1,257 training samples, 20 batches of 64 (or 2 x 32)
     one, two = (json.loads((tmp_path / name / "summary.json").read_text())["final"] for name in ("single", "ddp"))
-    # Each rank sees its own half of every epoch, so the batches differ: equal within tolerance.
+    # Each rank shuffles its own half, so the batches differ from the single process's: close, not equal.
     assert abs(one["val/acc"] - two["val/acc"]) < 0.05 and abs(one["val/loss"] - two["val/loss"]) < 0.1
 
 
@@ -187,15 +208,21 @@ def test_disk_full_while_saving_is_one_message_and_keeps_earlier_runs(tmp_path, 
     finished_run(earlier)
     before = contents(earlier)
 
-    def no_space(*args, **kwargs):
-        raise OSError(errno.ENOSPC, "No space left on device", "checkpoints/last.ckpt")
+    written = []
+
+    def no_space(checkpoint, path, *args, **kwargs):  # what a full disk answers, for the file really being written
+        written.append(str(path))
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
     monkeypatch.setattr(torch_io, "_atomic_save", no_space)  # where Lightning writes every checkpoint
     with pytest.raises(SystemExit) as stopped:
         run_job(make_cfg(tmp_path / "new", "data=digits", "trainer.max_epochs=1", "logger=none"))
     assert stopped.value.code == 4
+    assert written and written[0].startswith(str(tmp_path / "new" / "checkpoints"))
     message = capsys.readouterr().err.strip().splitlines()
-    assert message[-1].startswith("error: cannot write checkpoints/last.ckpt: No space left on device")
+    assert message[-1].startswith(f"error: cannot write {written[0]}: No space left on device")
+    summary = json.loads((tmp_path / "new" / "summary.json").read_text())
+    assert summary["status"] == "failed" and "No space left on device" in summary["error"]
     assert contents(earlier) == before
 
 
@@ -224,9 +251,13 @@ def test_read_only_output_folder_is_refused_before_training(tmp_path, monkeypatc
 
     monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
     with pytest.raises(SystemExit) as stopped:
-        ensure_writable(str(tmp_path), "hydra.run.dir")
+        ensure_writable(str(tmp_path / "run"), "hydra.sweep.dir")
     assert stopped.value.code == 4
-    assert capsys.readouterr().err.startswith(f"error: cannot write the output folder {tmp_path}: Read-only file system")
+    # What trainlab adds to the system's answer: the folder, the key that chooses another, the reassurance.
+    assert capsys.readouterr().err.strip() == (f"error: cannot write the output folder {tmp_path / 'run'}: Read-only "
+                                               "file system; choose a writable folder with hydra.sweep.dir=... "
+                                               "(earlier runs are untouched)")
+    assert list((tmp_path / "run").iterdir()) == []
 
 
 def test_training_into_a_folder_that_holds_a_run_is_refused_and_keeps_it(tmp_path, recwarn):

@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import subprocess
+import sys
 
 import pytest
 
@@ -12,7 +14,7 @@ from trainlab.pipeline import train_and_test
 from trainlab.schema import check
 from trainlab.summary import optimized_value
 
-from conftest import make_cfg, run_cli
+from conftest import ROOT, make_cfg, run_cli
 
 QUIET = ("logger=none", "callbacks.progress_bar.refresh_rate=0")
 
@@ -42,10 +44,22 @@ def test_same_seed_same_metrics_and_seed_zero_is_a_seed(tmp_path):
     assert first["history"] != other["history"]
 
 
-def test_scheduler_changes_learning_rate(tmp_path):
-    summary = short_run(tmp_path, "scheduler=step", "scheduler.step_size=1", "scheduler.gamma=0.1", "logger=csv")
-    lr = [row for row in (tmp_path / "csv" / "metrics.csv").read_text().splitlines()]
-    assert summary["status"] == "completed" and len(lr) > 1
+def logged_learning_rates(folder) -> list[float]:
+    """The learning rate of each epoch, as LearningRateMonitor logged it to metrics.csv."""
+    import pandas
+
+    return pandas.read_csv(folder / "csv" / "metrics.csv")["lr-Adam"].dropna().tolist()  # a row per epoch start
+
+
+@pytest.mark.parametrize(("scheduler", "expected"), [
+    (("scheduler=step", "scheduler.step_size=1", "scheduler.gamma=0.1"), [1e-3, 1e-4, 1e-5]),
+    (("scheduler=step", "scheduler.step_size=2", "scheduler.gamma=0.5"), [1e-3, 1e-3, 5e-4]),
+    (("scheduler=cosine",), [1e-3, 1e-3 * (1 + math.cos(math.pi / 3)) / 2, 1e-3 * (1 + math.cos(2 * math.pi / 3)) / 2]),
+    (("scheduler=none",), [1e-3, 1e-3, 1e-3]),
+])
+def test_scheduler_sets_each_epochs_learning_rate(tmp_path, scheduler, expected):
+    short_run(tmp_path, *scheduler, "trainer.max_epochs=3", "logger=csv", "callbacks.early_stopping=null")
+    assert logged_learning_rates(tmp_path) == pytest.approx(expected, rel=1e-6)
 
 
 def test_fp16_true_with_adam_raises_eps_and_stays_finite(tmp_path, caplog):
@@ -136,6 +150,15 @@ def test_cli_unknown_key_is_named(tmp_path):
 def test_cli_tab_completion_is_hydras():
     result = run_cli("-sc", "install=bash")
     assert result.returncode == 0 and "hydra_bash_completion" in result.stdout
+
+
+@pytest.mark.parametrize("arguments", [["--help"], ["--cfg", "job"], ["data=digits", "--cfg", "job"]])
+def test_help_and_cfg_job_never_import_torch(arguments):
+    done = subprocess.run([sys.executable, "-X", "importtime", str(ROOT / "train.py"), *arguments], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert "hydra" in imported and not {"torch", "lightning", "numpy"} & imported
 
 
 def test_cli_help_lists_groups_and_options():

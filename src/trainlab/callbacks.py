@@ -227,7 +227,14 @@ class InterruptCheckpoint(L.Callback):
         self.path = Path(dirpath) / f"{filename}.ckpt"
 
     def on_exception(self, trainer, pl_module, exception) -> None:
-        trainer.save_checkpoint(self.path)
+        # Weights a NaN or inf reached (a NaN guard stop, a crash after a blow-up) are nothing to resume from.
+        if not all(torch.isfinite(p).all() for p in pl_module.parameters()):
+            log.warning("the weights are no longer finite: no %s is written", self.path.name)
+            return
+        try:
+            trainer.save_checkpoint(self.path)
+        except OSError as error:  # a full disk, say: the error that stopped training is the one to report
+            log.warning("could not write %s: %s", self.path, error.strerror or error)
 
 
 class NaNGuard(L.Callback):

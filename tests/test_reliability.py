@@ -137,6 +137,8 @@ def test_a_resumed_run_stops_early_at_the_same_epoch_as_an_uninterrupted_one(tmp
     resumed = train_and_test(make_cfg(tmp_path / "resume_log", f"resume={tmp_path / 'crashed'}"))
     assert resumed["epochs_run"] == stopped and resumed["history"] == whole["history"]
     assert resumed["test"] == whole["test"]
+    trained = [len(s["diagnostics"]["epoch_time"]["seconds"]) for s in (whole, resumed)]
+    assert trained == [stopped, 1]  # the resume trained the crashed epoch alone, not the run again
 
 
 def test_a_continued_run_keeps_its_config_groups(tmp_path, monkeypatch):

@@ -35,14 +35,14 @@ def test_bbc_news_is_embedded(tmp_path):
     assert isinstance(dm.splits["train"][0], MultiHotRows)
 
 
-def test_vocabulary_comes_from_the_training_split_only(tmp_path, reviews_csv):
+def test_num_words_caps_the_vocabulary(tmp_path, reviews_csv):
     dm = text_datamodule(tmp_path, "data=text_files", f"data.path={reviews_csv}", "data.text_column=review",
                          "data.label_column=stars", "model=text_bow", "data.num_words=5")
     assert dm.num_features == 5  # top-5 training words; no row may use a column beyond them
     assert all(rows.matrix.shape[1] == 5 for rows, _ in dm.splits.values())
 
 
-def test_a_word_only_val_or_test_documents_have_is_not_in_the_vocabulary(tmp_path):
+def test_vocabulary_comes_from_the_training_split_only(tmp_path):
     # Every document has a word of its own: the vocabulary must hold exactly the training documents' ones.
     labels = ["neg", "pos"] * 40
     documents = pandas.DataFrame({"text": [f"a film review own{i}" for i in range(80)], "label": labels})

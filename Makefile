@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 LOCK := requirements.lock
 
-.PHONY: setup train test test-full lint clean lock results bench
+.PHONY: setup train test test-full lint mutation clean lock results bench
 
 # Which build of the lock's torch version: cpu (Linux without an NVIDIA GPU: the lock's own build, the one CI
 # tests, from PyTorch's CPU index), cuda (Linux with one: PyPI's CUDA build) or macos (PyPI's, with Apple's MPS).
@@ -53,12 +53,19 @@ test-full: setup
 lint: setup
 	$(PY) -m ruff check .
 
+# Mutation testing (mutmut, configured in pyproject.toml) of the pure-logic modules against the fast tier: it
+# plants small bugs one at a time and counts those the tests catch. Not part of CI; results: `mutmut results`.
+mutation: setup
+	$(PY) -m pip install --quiet mutmut==3.8.1
+	$(TEST_ENV) $(PY) -m mutmut run
+	$(PY) -m mutmut export-cicd-stats && cat mutants/mutmut-cicd-stats.json
+
 # Re-pin after changing dependencies in pyproject.toml (then run `make test`).
 lock: setup
 	$(PY) -m pip freeze --exclude-editable | grep -v '^trainlab' > $(LOCK)
 
 clean:
-	rm -rf $(VENV) outputs .pytest_cache
+	rm -rf $(VENV) outputs .pytest_cache mutants
 
 # Runs every shipped experiment with its replicates (about 20 minutes on 2 cores) and rewrites README's Results section.
 results: setup

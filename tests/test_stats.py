@@ -47,7 +47,10 @@ def test_paired_t_matches_ttest_rel():
     a, b = [0.95, 0.94, 0.96, 0.93, 0.95], [0.92, 0.93, 0.93, 0.91, 0.94]
     result = paired_t(a, b)
     assert result.p == pytest.approx(sp.ttest_rel(a, b).pvalue, abs=1e-12)
-    assert result.difference == pytest.approx(0.02) and result.lo < 0.02 < result.hi and result.test == "paired t"
+    assert result.difference == pytest.approx(0.02) and result.test == "paired t" and result.n == 5
+    interval = sp.ttest_1samp(np.subtract(a, b), 0.0).confidence_interval(confidence_level=0.95)
+    assert (result.lo, result.hi) == pytest.approx((interval.low, interval.high), abs=1e-12)
+    assert paired_t(b, a).difference == pytest.approx(-0.02)  # a - b, in that order
 
 
 def test_paired_t_with_no_spread_in_the_differences():
@@ -67,7 +70,19 @@ def test_mcnemar_is_the_exact_binomial_on_discordant_samples():
 
 def test_welch_matches_ttest_ind():
     a, b = [0.9, 0.92, 0.91], [0.85, 0.88, 0.86, 0.87]
-    assert welch(a, b).p == pytest.approx(sp.ttest_ind(a, b, equal_var=False).pvalue, abs=1e-12)
+    reference = sp.ttest_ind(a, b, equal_var=False)
+    result = welch(a, b)
+    assert result.p == pytest.approx(reference.pvalue, abs=1e-12)
+    interval = reference.confidence_interval(confidence_level=0.95)
+    assert (result.lo, result.hi) == pytest.approx((interval.low, interval.high), abs=1e-12)
+    assert result.difference == pytest.approx(0.91 - 0.865) and result.n == 7 and result.test == "Welch t"
+    assert welch(b, a).difference == pytest.approx(0.865 - 0.91)
+
+
+def test_welch_without_spread_decides_by_the_means():
+    # No spread in either group: scipy's statistic is nan; equal means are no difference, others a sure one.
+    assert welch([0.9, 0.9], [0.9, 0.9]).p == 1.0
+    assert welch([0.9, 0.9], [0.8, 0.8]).p == 0.0
 
 
 def test_holm_step_down():

@@ -34,9 +34,6 @@ class Estimate:
             return f"{self.mean:.{digits}f}"
         return f"{self.mean:.{digits}f} [{self.lo:.{digits}f}, {self.hi:.{digits}f}]"
 
-    def contains(self, value: float) -> bool:
-        return self.lo <= value <= self.hi
-
 
 def wilson(correct: int, total: int) -> Estimate:
     """Binomial (Wilson score) interval of one run's accuracy on `total` evaluation samples."""

@@ -12,7 +12,9 @@ LOCK := requirements.lock
 # (or cuda, macos) chooses; TORCH_INDEX=<url> picks another index for it (e.g. https://download.pytorch.org/whl/cu126).
 UNAME ?= $(shell uname -s)
 NVIDIA_GPU ?= $(shell nvidia-smi -L >/dev/null 2>&1 && echo yes)
-INSTALLED_TORCH := $(patsubst $(VENV)/.installed-%,%,$(wildcard $(VENV)/.installed-*))
+NVIDIA_GPU := $(NVIDIA_GPU)
+# (a .venv made before the build was recorded has a bare .installed: the lock's cpu build)
+INSTALLED_TORCH := $(or $(patsubst $(VENV)/.installed-%,%,$(wildcard $(VENV)/.installed-*)),$(if $(wildcard $(VENV)/.installed),cpu))
 TORCH ?= $(or $(INSTALLED_TORCH),$(if $(filter Darwin,$(UNAME)),macos,$(if $(NVIDIA_GPU),cuda,cpu)))
 ifeq ($(filter $(TORCH),cpu cuda macos),)
 $(error TORCH=$(TORCH) is not a torch build trainlab installs: choose TORCH=cpu, TORCH=cuda or TORCH=macos)

@@ -69,6 +69,11 @@ def test_config_tree_shows_resolved_values(tmp_path, capsys):
     assert f"dirpath: {tmp_path}/checkpoints" in out.replace("\n│       ", "") and "${" not in out
 
 
+def test_config_tree_prints_brackets_as_they_are(tmp_path, capsys):
+    console.print_config(make_cfg(tmp_path, "optimized_metric='[red]val/acc[/x]'"))
+    assert "optimized_metric: [red]val/acc[/x]" in capsys.readouterr().out
+
+
 def test_bars_name_the_eval_mode_train_sample(tmp_path):
     run = build_run(make_cfg(tmp_path, "data=digits", "logger=none", "callbacks=none"))
     bars = console.ProgressBars(refresh_rate=1)

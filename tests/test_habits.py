@@ -42,8 +42,8 @@ def test_a_plus_on_a_key_trainlab_has_sets_it():
 
 
 @pytest.mark.parametrize("argument", ["-m", "--cfg", "job", "+experiment=act_optim", "+hydra/launcher=joblib",
-                                      "++trainer.max_time=1", "seed=range(5)", "~callbacks.dead_units",
-                                      "data.path=a=b.csv"])
+                                      "++trainer.max_time=1", "+optim@extra.opt=sgd", "seed=range(5)",
+                                      "~callbacks.dead_units", "data.path=a=b.csv"])
 def test_other_arguments_pass_unchanged(argument):
     assert adapted([argument]) == [argument]
 

@@ -14,8 +14,10 @@ CPU_INDEX = "--extra-index-url https://download.pytorch.org/whl/cpu"
 
 
 def dry_run(venv, *variables: str) -> subprocess.CompletedProcess:
+    # Without the flags of a make this test may run under (`make test TORCH=cuda` would pass TORCH on).
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     return subprocess.run(["make", "-n", "setup", f"VENV={venv}", *variables], cwd=ROOT, capture_output=True,
-                          text=True, timeout=60)
+                          text=True, timeout=60, env=env)
 
 
 def torch_install(venv, *variables: str) -> str:
@@ -52,6 +54,14 @@ def test_an_existing_venv_keeps_its_build(tmp_path):
     old = (ROOT / "requirements.lock").stat().st_mtime - 10
     os.utime(venv / ".installed-cuda", (old, old))  # the lock changed since: reinstall, the same build
     assert torch_install(venv, "UNAME=Linux", "NVIDIA_GPU=").endswith(f'"torch=={LOCKED_TORCH}"')
+
+
+def test_a_venv_from_before_builds_were_recorded_is_the_cpu_build(tmp_path):
+    venv = tmp_path / "venv"
+    venv.mkdir()
+    (venv / ".installed").touch()  # the stamp earlier Makefiles wrote
+    line = torch_install(venv, "UNAME=Linux", "NVIDIA_GPU=yes")  # not relabelled cuda without reinstalling
+    assert line.endswith(f'"torch=={LOCKED_TORCH}+cpu"')
 
 
 def test_an_unknown_build_is_refused_naming_the_choices(tmp_path):

@@ -141,10 +141,30 @@ def test_a_resumed_run_stops_early_at_the_same_epoch_as_an_uninterrupted_one(tmp
     assert trained == [stopped, 1]  # the resume trained the crashed epoch alone, not the run again
 
 
-def test_a_continued_run_keeps_its_config_groups(tmp_path, monkeypatch):
+@pytest.mark.parametrize("change", ["optim=sgd", "optim.lr=0.1", "model.width=64", "data.split_seed=3",
+                                    "trainer.precision=64-true"])
+def test_a_continued_run_keeps_what_was_trained(tmp_path, monkeypatch, change):
     finished_run(tmp_path)
-    with pytest.raises(ConfigError, match="optim=... would change what was trained"):
-        continued(monkeypatch, tmp_path / "new", f"resume={tmp_path}", "optim=sgd")
+    before = contents(tmp_path)
+    with pytest.raises(ConfigError, match=f"{change.split('=')[0]}=... would change what was trained"):
+        continued(monkeypatch, tmp_path / "new", f"resume={tmp_path}", change)
+    assert contents(tmp_path) == before
+
+
+def test_a_refused_resume_leaves_the_run_folder_as_it_was(tmp_path, monkeypatch):
+    finished_run(tmp_path)
+    saved = (tmp_path / "config.yaml").read_text()
+    (tmp_path / "config.yaml").write_text(saved.replace("width: 512", "width: 256", 1))  # another shape
+    before = contents(tmp_path)
+    with pytest.raises(ConfigError, match="another model shape"):
+        continued(monkeypatch, tmp_path / "new", f"resume={tmp_path}", "trainer.max_epochs=3")
+    assert contents(tmp_path) == before  # config.yaml not rewritten with the carried key
+
+
+def test_a_sweeps_seed_does_not_reseed_a_continued_run(tmp_path, monkeypatch):
+    finished_run(tmp_path, "seed=7")
+    summary = continued(monkeypatch, tmp_path / "new", f"resume={tmp_path}", "seed=42", "trainer.max_epochs=2")
+    assert summary["status"] == "completed" and "seed: 7" in (tmp_path / "config.yaml").read_text()
 
 
 def test_a_checkpoint_without_a_saved_config_is_refused(tmp_path):

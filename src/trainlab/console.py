@@ -12,6 +12,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from rich.console import Console
 from rich.syntax import Syntax
+from rich.text import Text
 from rich.tree import Tree
 
 from trainlab.module import VAL_LOADERS
@@ -73,7 +74,7 @@ def print_config(cfg: DictConfig) -> None:
             yaml = OmegaConf.to_yaml(value, resolve=True).rstrip()
             tree.add(str(key)).add(Syntax(yaml, "yaml", background_color="default", word_wrap=True))
         else:
-            tree.add(f"{key}: {value}")
+            tree.add(Text(f"{key}: {value}"))  # plain text: a path may hold [brackets] rich reads as markup
     Console().print(tree)
 
 

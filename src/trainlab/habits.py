@@ -54,6 +54,6 @@ def _adapted(argument: str) -> str:
         raise ConfigError(key, f"{argument} is a lightning-hydra-template option; in trainlab, {OPTIONS[argument]}")
     # The template adds Trainer keys with `+`; trainlab's config has the common ones already, where a bare `+`
     # would fail. `++` sets a key whether or not the config has it.
-    if argument.startswith("+") and not argument.startswith("++") and "." in key and "/" not in key:
+    if argument.startswith("+") and not argument.startswith("++") and "." in key and not {"/", "@"} & set(key):
         return "+" + argument
     return argument

@@ -12,7 +12,7 @@ from trainlab.build import build_run
 from trainlab.console import one_line_per_message, print_config
 from trainlab.errors import ConfigError
 from trainlab.job import job_identity
-from trainlab.resume import check_checkpoint, open_run_folder, resumed_config
+from trainlab.resume import check_checkpoint, open_run_folder, resumed_config, save_config
 from trainlab.tune import find_lr
 
 log = logging.getLogger("trainlab")
@@ -35,10 +35,11 @@ def train_and_test(cfg: DictConfig) -> dict:
     if cfg.get("print_config"):
         print_config(cfg)
     run = build_run(cfg)
+    if resume_from is not None:
+        check_checkpoint(resume_from, run.module)  # before config.yaml: a refused resume leaves the folder as it was
+    save_config(out, cfg)
     if cfg.get("lr_find"):
         return find_lr(run, out, OmegaConf.to_container(cfg.lr_find))
-    if resume_from is not None:
-        check_checkpoint(resume_from, run.module)
     summary.record_labels(out, run.datamodule)
     record = summary.run_record(run, identity["overrides"])
     trainer, module = run.trainer, run.module

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from trainlab.compare import override_key
 from trainlab.errors import ConfigError
 
 log = logging.getLogger("trainlab")
@@ -62,31 +63,37 @@ def _moved(node, old: str, new: str):
     return new + node[len(old):] if isinstance(node, str) and (node == old or node.startswith(old + "/")) else node
 
 
+# What a continued run may change: how long and how it goes on, and how it is watched. The rest was trained
+# (data, model, optimizer and scheduler, whose state the checkpoint restores over any new value).
+CARRIED = ("trainer", "callbacks", "logger", "print_config", "threads", "optimized_metric")
+KEPT = ("resume", "ckpt_path", "seed")  # seed: a sweep adds it to every job; the run keeps its own
+
+
 def _carry_overrides(resumed: DictConfig, cfg: DictConfig, overrides: list[str], key: str) -> None:
     """The command line's keys, as Hydra composed them into `cfg`, set in the resumed config."""
-    from trainlab import CONF
-    from trainlab.compare import override_key
-
     for name in (override_key(o) for o in overrides):
-        if name in ("resume", "ckpt_path"):
+        if name in KEPT:
             continue
-        if (CONF / name).is_dir():
-            raise ConfigError(key, f"{name}=... would change what was trained: a continued run keeps its config "
-                              "groups; keys can change (trainer.max_epochs=20), or train anew")
+        if name.split(".")[0] not in CARRIED or name in ("trainer", "trainer.precision"):
+            raise ConfigError(key, f"{name}=... would change what was trained: a continued run can change "
+                              f"{', '.join(CARRIED[:3])} keys (trainer.max_epochs=20), or train anew")
         with open_dict(resumed):
             OmegaConf.update(resumed, name, OmegaConf.select(cfg, name), force_add=True)
 
 
 def open_run_folder(cfg: DictConfig, resume_from: Path | None) -> Path:
-    """The run folder with the resolved config saved in it; refuses a folder that holds another run."""
+    """The run folder; refuses a folder that holds another run."""
     out = Path(cfg.paths.output_dir)
     if resume_from is None and ((out / "summary.json").exists() or any(out.glob("checkpoints/*.ckpt"))):
         raise ConfigError("paths.output_dir", f"{out} already holds a run; continue it with resume={out}, or "
                           "train into a new folder (another hydra.run.dir, or none for a fresh one)")
     out.mkdir(parents=True, exist_ok=True)
-    # The resolved config alone reproduces the run (no ${...} left to re-evaluate).
-    (out / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.to_container(cfg, resolve=True)))
     return out
+
+
+def save_config(out: Path, cfg: DictConfig) -> None:
+    """config.yaml, resolved: it alone reproduces the run (no ${...} left to re-evaluate)."""
+    (out / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.to_container(cfg, resolve=True)))
 
 
 def read_checkpoint(path: Path, key: str = "resume") -> dict:

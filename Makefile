@@ -78,6 +78,7 @@ results: setup
 bench: setup
 	$(PY) bench/speed.py
 	$(PY) bench/startup.py
+	$(PY) bench/study.py
 	$(PY) bench/sweep.py
 	$(PY) bench/text_bow.py
 	$(PY) bench/fault_injection.py

@@ -3,36 +3,41 @@
 Ways to train the default model (MNIST 5k, hourglass 784-512-256-512-10, relu, Adam lr 1e-3) on the
 same tensors, taken from trainlab's own datamodule, starting from the same weights (torch seed = cfg.seed):
 
-  hand      a minimal PyTorch loop: batches sliced from a torch.randperm each epoch, then per epoch the
-            evaluation trainlab does too (eval mode, no_grad, loss + accuracy on val and on a fixed
-            training sample of the same size), batched like trainlab's validation loaders;
-  trainlab  the real entry, `trainlab.pipeline.train_and_test(cfg)` with cfg composed from conf/train.yaml as
-            tests/conftest.py does (default callbacks, logger=csv into a temp dir), plus one added
-            callback, `+callbacks.epoch_timer._target_=bench.speed.EpochTimer`;
-  floor     a LightningModule that only computes the loss, on trainlab's batches, in a Trainer with no
-            logger, callbacks or progress bar: Lightning's own per-step cost (info line, no target);
-  bare      (batch 128 only) trainlab with callbacks=none logger=none and no progress bar: its module and
-            datamodule without the callbacks, so the info lines split trainlab's cost over the floor;
-  usual     (batch 128 only) DataLoader(TensorDataset, shuffle=True), a LightningModule that logs a
-            torchmetrics Accuracy with self.log(on_step=True, on_epoch=True) every step, the same two
-            validation sets, and a default Trainer(logger=CSVLogger, enable_checkpointing=True).
+  hand       the loop a user writes: plain torch.optim.Adam(), batches sliced from a torch.randperm each
+             epoch, then per epoch the evaluation trainlab does too (eval mode, no_grad, loss + accuracy on
+             val and on a fixed training sample of the same size), batched like trainlab's validation loaders;
+  best_hand  the same loop with trainlab's optimizer kernel (fused Adam, trainlab.optim.build_optimizer);
+  trainlab   the real entry, `trainlab.pipeline.train_and_test(cfg)` with cfg composed from conf/train.yaml as
+             tests/conftest.py does (default callbacks, logger=csv into a temp dir), plus one added
+             callback, `+callbacks.epoch_timer._target_=bench.speed.EpochTimer`;
+  floor      a LightningModule that only computes the loss, on trainlab's batches, with trainlab's optimizer
+             kernel, in a Trainer with no logger, callbacks or progress bar: Lightning's own per-step cost;
+  bare       trainlab with callbacks=none logger=none and no progress bar: its module and datamodule without
+             the callbacks, so the info lines split trainlab's cost over the floor;
+  usual      (CPU, batch 128) DataLoader(TensorDataset, shuffle=True), a LightningModule that logs a
+             torchmetrics Accuracy with self.log(on_step=True, on_epoch=True) every step, the same two
+             validation sets, and a default Trainer(logger=CSVLogger, enable_checkpointing=True);
+  wide_*     (--device cuda, batch 512) trainlab on a wide MLP (uniform, 4 x 4096) in 32-true and bf16-mixed.
 
 An epoch is timed from on_train_epoch_start to the end of that epoch's validation (for hand: the same
-span); "full" epochs (start to next start: also checkpoint writing and epoch-end logging) are shown too.
-Runs are interleaved (hand, trainlab, usual, hand, ...) so machine load hits all alike; every epoch of
-every repeat is pooled and the median taken.
+span; on a GPU after torch.cuda.synchronize()); "full" epochs (start to next start: also checkpoint writing
+and epoch-end logging) are shown too. Runs are interleaved (hand, best_hand, floor, ...) so machine load
+hits all alike; every epoch of every repeat is pooled and the median taken.
 
-Run:   .venv/bin/python bench/speed.py            (10 epochs x 3 repeats; a few minutes on 2 cores)
-       .venv/bin/python bench/speed.py --quick    (4 epochs x 2 repeats)
+Run:   .venv/bin/python bench/speed.py                  (CPU, batches 128 and 32, 10 epochs x 3 repeats)
+       .venv/bin/python bench/speed.py --quick          (4 epochs x 2 repeats)
+       .venv/bin/python bench/speed.py --device cuda    (batches 128 and 512, and the wide MLP's precisions)
        add --threads 1 on a busy machine: with other jobs on the cores, torch's 2 OpenMP threads wait on
        each other and single epochs take 10-100x longer, on every side, which no median repairs.
-Ends with `ratio template_vs_hand_b128 <x>`, `ratio template_vs_hand_b32 <x>` and
-`ratio template_vs_usual_lightning <x>` (trainlab over the other; targets <= 1.15, report, <= 0.5).
+Ends with `ratio template_vs_floor_b<B>` (target <= 1.05) and `ratio template_vs_hand_b<B>` (targets <= 1.10
+at 128, <= 1.0 at 32) for each batch, and `ratio template_vs_usual_lightning` (CPU) or
+`ratio bf16_vs_fp32_wide_b512` (GPU); trainlab over the other, lower is better.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import logging
 import os
 import statistics
@@ -55,6 +60,7 @@ from torchmetrics import Accuracy  # noqa: E402
 
 from trainlab.build import compose_config  # noqa: E402
 from trainlab.callbacks import Diagnostic  # noqa: E402
+from trainlab.optim import build_optimizer  # noqa: E402
 
 
 class EpochTimer(Diagnostic):
@@ -71,6 +77,7 @@ class EpochTimer(Diagnostic):
         self._start: float | None = None
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
+        sync()
         now = time.perf_counter()
         if self._start is not None:
             self.report["full_s"].append(now - self._start)
@@ -78,40 +85,54 @@ class EpochTimer(Diagnostic):
 
     def on_validation_end(self, trainer, pl_module) -> None:
         if not trainer.sanity_checking and self._start is not None:
+            sync()
             self.report["epoch_s"].append(time.perf_counter() - self._start)
 
     def on_train_end(self, trainer, pl_module) -> None:
+        sync()
         self.report["full_s"].append(time.perf_counter() - self._start)
+
+
+DEVICE = torch.device("cpu")  # --device cuda moves every side's data and net there
+
+
+def sync() -> None:
+    if torch.cuda.is_initialized():
+        torch.cuda.synchronize()  # a GPU's kernels run behind the host: time them, not their launches
 
 
 def make_cfg(out: str, *overrides: str):
     """The composed conf/train.yaml, writing into `out`, as `python train.py <overrides>` would."""
-    return compose_config(*overrides, output_dir=out)
+    device = ("trainer=gpu",) if DEVICE.type == "cuda" else ()
+    return compose_config(*device, *overrides, output_dir=out)
 
 
 def parts(cfg):
-    """The datamodule, a freshly seeded net (trainlab's initial weights) and the fixed training sample."""
+    """The datamodule (its splits on DEVICE), a freshly seeded net (trainlab's initial weights) and the training sample."""
     from trainlab.build import build_datamodule, build_net
 
     dm = build_datamodule(cfg)
     torch.manual_seed(cfg.seed)  # trainlab seeds before building the datamodule, which draws no torch numbers
-    net = build_net(cfg, dm.num_features, dm.num_classes)
+    net = build_net(cfg, dm.num_features, dm.num_classes).to(DEVICE)
+    dm.splits = {name: (x.to(DEVICE), y.to(DEVICE)) for name, (x, y) in dm.splits.items()}
     n_train, n_val = len(dm.splits["train"][1]), len(dm.splits["val"][1])
     sample = torch.randperm(n_train, generator=torch.Generator().manual_seed(cfg.data.split_seed))[:n_val].sort().values
-    return dm, net, sample
+    return dm, net, sample.to(DEVICE)
 
 
-def run_hand(batch: int, epochs: int, tmp: str) -> dict:
+def run_hand(batch: int, epochs: int, tmp: str, fused: bool = False) -> dict:
+    """The loop a user writes (plain torch.optim.Adam), or with `fused` the best one (trainlab's optimizer kernel)."""
     cfg = make_cfg(tmp, f"data.batch_size={batch}")
     dm, net, sample = parts(cfg)
     (x, y), val = dm.splits["train"], dm.splits["val"]
     evals = {"val": val, "train": (x[sample], y[sample])}
-    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3, **({"fused": True} if fused else {}))
     times, acc = [], {}
     for epoch in range(epochs):
+        sync()
         start = time.perf_counter()
         net.train()
-        order = torch.randperm(len(y), generator=torch.Generator().manual_seed(cfg.seed + epoch))
+        order = torch.randperm(len(y), generator=torch.Generator().manual_seed(cfg.seed + epoch)).to(DEVICE)
         for i in range(0, len(y), batch):
             index = order[i:i + batch]
             loss = F.cross_entropy(net(x[index]), y[index])
@@ -121,14 +142,18 @@ def run_hand(batch: int, epochs: int, tmp: str) -> dict:
         net.eval()
         with torch.no_grad():
             for name, (xe, ye) in evals.items():
-                total_loss = correct = 0.0
+                total_loss = correct = torch.zeros((), device=DEVICE)
                 for i in range(0, len(ye), batch):
                     logits = net(xe[i:i + batch])
-                    total_loss += F.cross_entropy(logits, ye[i:i + batch], reduction="sum").item()
-                    correct += (logits.argmax(1) == ye[i:i + batch]).sum().item()
-                acc[name], acc[name + "_loss"] = correct / len(ye), total_loss / len(ye)
+                    total_loss = total_loss + F.cross_entropy(logits, ye[i:i + batch], reduction="sum")
+                    correct = correct + (logits.argmax(1) == ye[i:i + batch]).sum()
+                acc[name], acc[name + "_loss"] = correct.item() / len(ye), total_loss.item() / len(ye)
         times.append(time.perf_counter() - start)
     return {"epoch_s": times, "full_s": times, "val_acc": acc["val"], "epochs": epochs}
+
+
+def run_best_hand(batch: int, epochs: int, tmp: str) -> dict:
+    return run_hand(batch, epochs, tmp, fused=True)
 
 
 def run_trainlab(batch: int, epochs: int, tmp: str, *overrides: str) -> dict:
@@ -174,7 +199,8 @@ class UsualModule(L.LightningModule):
 def timed_fit(module: L.LightningModule, train, vals, epochs: int, tmp: str, **trainer_options) -> tuple[dict, L.Trainer]:
     """`module` fitted by a Trainer with an EpochTimer (console output discarded); the timings and the Trainer."""
     timer = EpochTimer()
-    trainer = L.Trainer(max_epochs=epochs, default_root_dir=tmp, callbacks=[timer], **trainer_options)
+    trainer = L.Trainer(max_epochs=epochs, default_root_dir=tmp, callbacks=[timer],
+                        accelerator="gpu" if DEVICE.type == "cuda" else "cpu", devices=1, **trainer_options)
     with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
         trainer.fit(module, train, vals)
     return {**timer.report, "epochs": len(timer.report["epoch_s"])}, trainer
@@ -206,7 +232,7 @@ class FloorModule(L.LightningModule):
         F.cross_entropy(self.net(batch[0]), batch[1])
 
     def configure_optimizers(self):
-        return torch.optim.Adam(self.parameters(), lr=1e-3)
+        return build_optimizer(functools.partial(torch.optim.Adam, lr=1e-3), self.parameters())  # trainlab's kernel
 
 
 def run_floor(batch: int, epochs: int, tmp: str) -> dict:
@@ -225,20 +251,31 @@ def run_floor(batch: int, epochs: int, tmp: str) -> dict:
 
 
 def run_bare(batch: int, epochs: int, tmp: str) -> dict:
-    return run_trainlab(batch, epochs, tmp, "callbacks=none", "logger=none", "+trainer.enable_progress_bar=false")
+    return run_trainlab(batch, epochs, tmp, "callbacks=none", "logger=none", "callbacks.progress_bar.refresh_rate=0")
 
 
-RUNNERS = {"hand": run_hand, "floor": run_floor, "bare": run_bare, "trainlab": run_trainlab, "usual": run_usual}
+WIDE = ("model=uniform", "model.width=4096", "model.depth=4")  # a wide MLP, where bf16's tensor cores can matter
+RUNNERS = {"hand": run_hand, "best_hand": run_best_hand, "floor": run_floor, "bare": run_bare, "trainlab": run_trainlab,
+           "usual": run_usual,
+           "wide_fp32": lambda batch, epochs, tmp: run_trainlab(batch, epochs, tmp, *WIDE, "precision=32-true"),
+           "wide_bf16": lambda batch, epochs, tmp: run_trainlab(batch, epochs, tmp, *WIDE, "precision=bf16-mixed")}
+SIDES = ("hand", "best_hand", "floor", "bare", "trainlab")
+PLANS = {"cpu": [(128, (*SIDES, "usual")), (32, SIDES)],
+         "cuda": [(128, SIDES), (512, (*SIDES, "wide_fp32", "wide_bf16"))]}
 
 
 def main() -> None:
+    global DEVICE
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="4 epochs x 2 repeats instead of 10 x 3")
     parser.add_argument("--epochs", type=int, help="epochs per run (default 10, --quick 4)")
     parser.add_argument("--repeats", type=int, help="interleaved repeats (default 3, --quick 2)")
-    parser.add_argument("--threads", type=int, help="torch threads for all three (default: torch's own); "
+    parser.add_argument("--threads", type=int, help="torch threads for all sides (default: torch's own); "
                         "1 keeps the numbers sane on a busy machine, where 2 threads on 2 cores stall for seconds")
+    parser.add_argument("--device", choices=tuple(PLANS), default="cpu",
+                        help="cuda: data and nets on the GPU, batches 128 and 512, and 32-true vs bf16-mixed on a wide MLP")
     args = parser.parse_args()
+    DEVICE = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)  # trainlab's threads=null keeps whatever the process has
     epochs = args.epochs or (4 if args.quick else 10)
@@ -247,19 +284,20 @@ def main() -> None:
     for name in ("lightning.pytorch", "lightning.fabric", "trainlab"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
-    plan = [(128, ("hand", "floor", "bare", "trainlab", "usual")), (32, ("hand", "floor", "trainlab"))]
     results: dict[tuple[str, int], list[dict]] = {}
     load_before = os.getloadavg()
+    card = torch.cuda.get_device_name() if DEVICE.type == "cuda" else "cpu"
     print(f"torch {torch.__version__}, lightning {L.__version__}, {torch.get_num_threads()} torch threads, "
-          f"{os.cpu_count()} cpus; {epochs} epochs x {repeats} repeats; load average {load_before[0]:.2f}", flush=True)
-    for batch, methods in plan:
+          f"{os.cpu_count()} cpus, {card}; {epochs} epochs x {repeats} repeats; load average {load_before[0]:.2f}",
+          flush=True)
+    for batch, methods in PLANS[args.device]:
         for repeat in range(repeats):
             for method in methods:
                 with tempfile.TemporaryDirectory(prefix="bench_speed_") as tmp:
                     result = RUNNERS[method](batch, epochs, tmp)
                 results.setdefault((method, batch), []).append(result)
-                print(f"  b{batch} repeat {repeat + 1} {method:8s}: median epoch "
-                      f"{statistics.median(result['epoch_s']):.3f} s over {result['epochs']} epochs, "
+                print(f"  b{batch} repeat {repeat + 1} {method:9s}: median epoch "
+                      f"{statistics.median(result['epoch_s']):.4f} s over {result['epochs']} epochs, "
                       f"val acc {result['val_acc']:.4f}", flush=True)
     load_after = os.getloadavg()
 
@@ -270,22 +308,31 @@ def main() -> None:
         full = statistics.median(t for r in runs for t in r["full_s"])
         medians[method, batch] = epoch, full
         accs = " ".join(f"{r['val_acc']:.4f}" for r in runs)
-        print(f"  b{batch:<4d} {method:8s} epoch {epoch:.4f} s  full epoch {full:.4f} s  "
+        print(f"  b{batch:<4d} {method:9s} epoch {epoch:.4f} s  full epoch {full:.4f} s  "
               f"epochs run {[r['epochs'] for r in runs]}  final val acc {accs}")
     print(f"load average: {load_before[0]:.2f} at start, {load_after[0]:.2f} at end "
           f"(1/5/15 min at end: {', '.join(f'{v:.2f}' for v in load_after)})")
-    for batch in (128, 32):
-        print(f"info lightning_floor_vs_hand_b{batch}: {medians['floor', batch][0] / medians['hand', batch][0]:.3f} "
-              "(a bare LightningModule and Trainer on the same batches: what Lightning itself costs)")
-    print(f"info trainlab_bare_vs_hand_b128: {medians['bare', 128][0] / medians['hand', 128][0]:.3f} "
-          "(trainlab's module and datamodule without callbacks, logger or progress bar)")
-    for label, (num, den) in {"full-epoch trainlab/hand b128": (("trainlab", 128), ("hand", 128)),
-                              "full-epoch trainlab/hand b32": (("trainlab", 32), ("hand", 32)),
-                              "full-epoch trainlab/usual b128": (("trainlab", 128), ("usual", 128))}.items():
-        print(f"info {label}: {medians[num][1] / medians[den][1]:.3f} (incl. checkpoint writing, epoch-end logging)")
-    print(f"ratio template_vs_hand_b128 {medians['trainlab', 128][0] / medians['hand', 128][0]:.3f}")
-    print(f"ratio template_vs_hand_b32 {medians['trainlab', 32][0] / medians['hand', 32][0]:.3f}")
-    print(f"ratio template_vs_usual_lightning {medians['trainlab', 128][0] / medians['usual', 128][0]:.3f}")
+
+    def ratio(num: str, den: str, batch: int) -> float:
+        return medians[num, batch][0] / medians[den, batch][0]
+
+    for batch, _ in PLANS[args.device]:
+        print(f"info floor_vs_hand_b{batch}: {ratio('floor', 'hand', batch):.3f} (Lightning's own cost: a loss-only "
+              "module in a bare Trainer, trainlab's optimizer kernel)")
+        print(f"info bare_vs_floor_b{batch}: {ratio('bare', 'floor', batch):.3f} (trainlab's module and datamodule, "
+              "no callbacks, logger or progress bar)")
+        print(f"info template_vs_best_hand_b{batch}: {ratio('trainlab', 'best_hand', batch):.3f} (the hand loop with "
+              "trainlab's optimizer kernel)")
+        print(f"info best_hand_vs_hand_b{batch}: {ratio('best_hand', 'hand', batch):.3f} (fused Adam vs torch's default)")
+        print(f"info full-epoch template_vs_hand_b{batch}: "
+              f"{medians['trainlab', batch][1] / medians['hand', batch][1]:.3f} (checkpoints, epoch-end logging)")
+    for batch, _ in PLANS[args.device]:
+        print(f"ratio template_vs_floor_b{batch} {ratio('trainlab', 'floor', batch):.3f}")
+        print(f"ratio template_vs_hand_b{batch} {ratio('trainlab', 'hand', batch):.3f}")
+    if args.device == "cpu":
+        print(f"ratio template_vs_usual_lightning {ratio('trainlab', 'usual', 128):.3f}")
+    else:
+        print(f"ratio bf16_vs_fp32_wide_b512 {ratio('wide_bf16', 'wide_fp32', 512):.3f}")
 
 
 if __name__ == "__main__":

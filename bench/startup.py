@@ -1,6 +1,6 @@
 """Benchmark: how long `python train.py` takes to reach its first training step, against bare imports.
 
-  trainlab   wall time from starting `python train.py data=digits trainer.max_epochs=1 logger=none` (run
+  trainlab   wall time from starting `python train.py data=mnist trainer.max_epochs=1 logger=none` (run
              folder in a temp dir) to its first training step, detected by an added callback,
              `+callbacks.first_step={_target_: bench.startup.FirstStep, path: ...}`, which writes
              time.time() on on_train_batch_start and ends the process with os._exit(0);
@@ -9,11 +9,13 @@
 
 Runs are interleaved (baseline, trainlab, baseline, ...) and medians taken. Also timed: `python train.py
 --help` and `python train.py --cfg job` (whole process), and whether either imports torch or lightning
-(read from `python -X importtime`).
+(read from `python -X importtime`), and loading the embedded MNIST (`trainlab.data.load_mnist_5k`, in a fresh
+process, imports excluded).
 
 Run:   .venv/bin/python bench/startup.py            (7 runs of each)
        .venv/bin/python bench/startup.py --quick    (3 runs of each)
-Ends with `ratio startup_first_step_vs_import <x>` (target <= 1.5; --help and --cfg job < 1 s, no torch).
+Ends with `ratio startup_first_step_vs_import <x>` (target <= 1.2; --help and --cfg job < 1 s, no torch;
+MNIST loaded in <= 0.3 s).
 """
 from __future__ import annotations
 
@@ -61,13 +63,21 @@ def first_step() -> float:
     with tempfile.TemporaryDirectory(prefix="bench_startup_") as tmp:
         stamp = Path(tmp) / "first_step"
         start = time.time()
-        out = subprocess.run([sys.executable, "train.py", "data=digits", "trainer.max_epochs=1", "logger=none",
+        out = subprocess.run([sys.executable, "train.py", "data=mnist", "trainer.max_epochs=1", "logger=none",
                               f"hydra.run.dir={tmp}/run", "+callbacks.first_step._target_=bench.startup.FirstStep",
                               f"+callbacks.first_step.path={stamp}"],
                              cwd=ROOT, capture_output=True, text=True, env=ENV)
         if out.returncode or not stamp.exists():
             sys.exit(f"train.py never reached a training step (exit {out.returncode}):\n{out.stderr[-2000:]}")
         return float(stamp.read_text()) - start
+
+
+def mnist_load() -> float:
+    """Seconds `load_mnist_5k()` takes in a fresh process (the CSV parse every default run pays)."""
+    out = subprocess.run([sys.executable, "-c", "import time, trainlab.data as d; t = time.perf_counter(); "
+                          "d.load_mnist_5k(); print(time.perf_counter() - t)"], capture_output=True, text=True,
+                         env={**ENV, "PYTHONPATH": str(ROOT / "src")}, check=True)
+    return float(out.stdout.strip())
 
 
 def whole_process(*args: str) -> float:
@@ -98,19 +108,20 @@ def main() -> None:
 
     whole_process("--help")  # warm the file cache and __pycache__ for both sides
     bare_imports()
-    times: dict[str, list[float]] = {"imports": [], "first_step": [], "help": [], "cfg_job": []}
+    times: dict[str, list[float]] = {"imports": [], "first_step": [], "help": [], "cfg_job": [], "mnist_load": []}
     for i in range(runs):
         times["imports"].append(bare_imports())
         times["first_step"].append(first_step())
         times["help"].append(whole_process("--help"))
         times["cfg_job"].append(whole_process("--cfg", "job"))
+        times["mnist_load"].append(mnist_load())
         print(f"  run {i + 1}: " + "  ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()), flush=True)
     load_after = os.getloadavg()
     med = {k: statistics.median(v) for k, v in times.items()}
 
     print(f"\nmedian wall time over {runs} runs:")
     print(f"  python -c 'import torch, lightning'       {med['imports']:.3f} s  (baseline)")
-    print(f"  train.py data=digits ... to first step    {med['first_step']:.3f} s  (trainlab)"
+    print(f"  train.py data=mnist ... to first step     {med['first_step']:.3f} s  (trainlab)"
           f"  -> {med['first_step'] - med['imports']:.3f} s beyond the imports")
     for key, argv in (("help", ("--help",)), ("cfg_job", ("--cfg", "job"))):
         heavy, top = heavy_imports(*argv)
@@ -118,6 +129,8 @@ def main() -> None:
         print(f"  train.py {' '.join(argv):<33s}{med[key]:.3f} s  heavy imports: {', '.join(heavy) or 'none'}"
               f"  [{verdict}: < 1 s without torch]")
         print(f"      slowest top-level imports: {', '.join(f'{n} {s:.2f}s' for s, n in top)}")
+    print(f"  load_mnist_5k()                           {med['mnist_load']:.3f} s  "
+          f"[{'OK' if med['mnist_load'] <= 0.3 else 'MISSED'}: <= 0.3 s]")
     print(f"load average: {load_before[0]:.2f} at start, {load_after[0]:.2f} at end "
           f"(1/5/15 min at end: {', '.join(f'{v:.2f}' for v in load_after)})")
     print(f"ratio startup_first_step_vs_import {med['first_step'] / med['imports']:.3f}")

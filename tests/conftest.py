@@ -29,6 +29,24 @@ def run_cli(*args: str, cwd: Path = ROOT, timeout: int = 300) -> subprocess.Comp
                           text=True, timeout=timeout, env={**os.environ, "PYTHONWARNINGS": "ignore"})
 
 
+def fake_run(tmp_path, overrides: list[str], seed: int, val_acc: float, val_loss: float = 0.3,
+             history: list[dict] | None = None, fingerprint: str = "same-samples") -> dict:
+    """A completed run as trainlab.report.load_runs returns it."""
+    epoch = {"epoch": 0, "val/acc": val_acc, "val/loss": val_loss, "train/acc": min(1.0, val_acc + 0.02),
+             "train/loss": val_loss / 2}
+    history = history or [epoch]
+    summary = {"status": "completed", "history": history, "best_epoch": history[-1]["epoch"],
+               "evaluated": {"epoch": history[-1]["epoch"], "val_samples": 500, "test_samples": 500,
+                             "fingerprint": fingerprint},
+               "test": {"test/acc": val_acc - 0.01}, "num_parameters": 100}
+    folder = tmp_path / f"{'_'.join(overrides)}_{seed}"
+    folder.mkdir(parents=True, exist_ok=True)
+    return {"name": folder.name, "dir": folder, "summary": summary, "overrides": [*overrides, f"seed={seed}"],
+            "failed": False, "config": {"seed": seed, "data": {"split_seed": 0}}, "replicate": (seed, 0),
+            "metrics": {**{k: v for k, v in history[-1].items() if k != "epoch"}, "test/acc": val_acc - 0.01},
+            "history": history}
+
+
 @pytest.fixture
 def cfg_factory(tmp_path):
     return lambda *overrides: make_cfg(tmp_path, *overrides)
@@ -75,3 +93,14 @@ def reviews_csv(tmp_path_factory) -> Path:
         writer.writerow(["review", "stars"])
         writer.writerows((t, "good" if y else "bad") for t, y in zip(texts, labels, strict=True))
     return path
+
+
+def pytest_collection_modifyitems(items):
+    """Under `make mutation`, quickest tests first: mutmut stops at the first failure, so a mutant dies on the
+    cheapest test that catches it (durations from mutmut's own stats run)."""
+    if "__mutmut_" not in os.environ.get("MUTANT_UNDER_TEST", ""):
+        return
+    import json
+
+    durations = json.loads(Path("mutmut-stats.json").read_text())["duration_by_test"]
+    items.sort(key=lambda item: durations.get(item.nodeid, float("inf")))

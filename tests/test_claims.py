@@ -4,31 +4,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trainlab.claims import evaluate
-from trainlab.compare import group_settings, rank
+from trainlab import claims
+from trainlab.claims import _against_value, _needed, _turned, evaluate
+from trainlab.compare import METRICS, Setting, group_settings, rank
 from trainlab.errors import ConfigError
 from trainlab.report import add_combinations
+from trainlab.stats import Comparison, Estimate
+
+from conftest import fake_run
 
 SEEDS = (1, 2, 3, 4, 5)
 JITTER = (-0.004, 0.002, 0.0, 0.003, -0.001)  # seed-to-seed noise shared by paired replicates
-
-
-def fake_run(tmp_path, overrides: list[str], seed: int, val_acc: float, val_loss: float = 0.3,
-             history: list[dict] | None = None, fingerprint: str = "same-samples") -> dict:
-    """A completed run as trainlab.report.load_runs returns it."""
-    epoch = {"epoch": 0, "val/acc": val_acc, "val/loss": val_loss, "train/acc": min(1.0, val_acc + 0.02),
-             "train/loss": val_loss / 2}
-    history = history or [epoch]
-    summary = {"status": "completed", "history": history, "best_epoch": history[-1]["epoch"],
-               "evaluated": {"epoch": history[-1]["epoch"], "val_samples": 500, "test_samples": 500,
-                             "fingerprint": fingerprint},
-               "test": {"test/acc": val_acc - 0.01}, "num_parameters": 100}
-    folder = tmp_path / f"{'_'.join(overrides)}_{seed}"
-    folder.mkdir(parents=True, exist_ok=True)
-    return {"name": folder.name, "dir": folder, "summary": summary, "overrides": [*overrides, f"seed={seed}"],
-            "failed": False, "config": {"seed": seed, "data": {"split_seed": 0}}, "replicate": (seed, 0),
-            "metrics": {**{k: v for k, v in history[-1].items() if k != "epoch"}, "test/acc": val_acc - 0.01},
-            "history": history}
 
 
 def replicated(tmp_path, overrides: list[str], mean: float, spread: float = 1.0, **kwargs) -> list[dict]:
@@ -166,3 +152,140 @@ def test_settings_evaluated_on_different_samples_are_refused(tmp_path):
             fake_run(tmp_path, ["data.val_fraction=0.2"], 1, 0.90, fingerprint="b")]
     with pytest.raises(ConfigError, match=r"^data.val_fraction: .* evaluated on different samples"):
         settings(runs)
+
+
+def estimated(mean: float, lo: float, hi: float, n: int = 5, method: str = "t") -> Setting:
+    return Setting("optim=adam", {"optim": "adam"}, estimates={"val/acc": Estimate(mean, lo, hi, n, method)})
+
+
+# Exact evidence, and intervals that touch the bounds: equality counts as inside (near) and as not beyond (above/below).
+@pytest.mark.parametrize(("kind", "value", "interval", "expected", "evidence"), [
+    ("above", 0.9, (0.95, 0.92, 0.98), "reproduced", "val/acc 0.950 [0.920, 0.980] (n=5, t interval) is above 0.9"),
+    ("above", 0.9, (0.86, 0.84, 0.88), "contradicted", "val/acc 0.860 [0.840, 0.880] (n=5, t interval) is below 0.9"),
+    ("above", 0.9, (0.92, 0.9, 0.94), "not significant",
+     "val/acc 0.920 [0.900, 0.940] (n=5, t interval) includes 0.9; an interval of +-0.020 or narrower was needed "
+     "(about 1x the samples or replicates)"),
+    ("above", 0.9, (0.88, 0.86, 0.9), "not significant", None),
+    ("below", 0.9, (0.85, 0.8, 0.88), "reproduced", "val/acc 0.850 [0.800, 0.880] (n=5, t interval) is below 0.9"),
+    ("below", 0.9, (0.95, 0.92, 0.98), "contradicted", "val/acc 0.950 [0.920, 0.980] (n=5, t interval) is above 0.9"),
+    ("below", 0.9, (0.88, 0.86, 0.9), "not significant", None),
+    ("below", 0.9, (0.92, 0.9, 0.94), "not significant", None),
+    ("near", 0.5, (0.5, 0.25, 0.75), "reproduced", "val/acc 0.500 [0.250, 0.750] (n=5, t interval) lies within 0.5 +- 0.25"),
+    ("near", 0.5, (0.875, 0.75, 1.0), "not significant",
+     "val/acc 0.875 [0.750, 1.000] (n=5, t interval) straddles 0.5 +- 0.25; no interval width would decide it "
+     "at this mean"),
+    ("near", 0.5, (0.125, 0.0, 0.25), "not significant", None),
+    ("near", 0.5, (0.625, 0.5, 0.875), "not significant",
+     "val/acc 0.625 [0.500, 0.875] (n=5, t interval) straddles 0.5 +- 0.25; an interval of +-0.125 or narrower was "
+     "needed (about 2.2x the samples or replicates)"),
+    ("near", 0.5, (0.9, 0.8, 1.0), "contradicted",
+     "val/acc 0.900 [0.800, 1.000] (n=5, t interval) lies outside 0.5 +- 0.25"),
+    ("near", 0.5, (0.1, 0.0, 0.2), "contradicted", None),
+])
+def test_against_a_value_at_and_beyond_the_bounds(kind, value, interval, expected, evidence):
+    claim = {"kind": kind, "metric": "val/acc", "value": value, "tolerance": 0.25}
+    result = _against_value(claim, estimated(*interval))
+    assert result[0] == expected
+    if evidence is not None:
+        assert result[1] == evidence
+
+
+def test_against_a_value_names_the_interval_it_used():
+    claim = {"kind": "above", "metric": "val/acc", "value": 0.5}
+    assert "(n=1, Wilson interval) is above" in _against_value(claim, estimated(0.9, 0.8, 0.95, 1, "wilson"))[1]
+    assert _against_value(claim, estimated(0.9, 0.9, 0.9, 1, "")) == (
+        "not significant", "val/acc 0.900 (n=1, no interval): one run and no sampling interval for val/acc; add replicates")
+    assert _against_value({**claim, "metric": "val/loss"}, estimated(0.9, 0.8, 0.95)) == (
+        "not significant", "no val/loss recorded")
+
+
+@pytest.mark.parametrize(("history", "turned"), [
+    ([{"epoch": 0, "val/loss": 1.0, "train/loss": 1.0}, {"epoch": 1, "val/loss": 1.03, "train/loss": 0.9}], True),
+    ([{"epoch": 0, "val/loss": 1.0, "train/loss": 1.0}, {"epoch": 1, "val/loss": 1.02, "train/loss": 0.9}], False),
+    ([{"epoch": 0, "val/loss": 1.0, "train/loss": 1.0}, {"epoch": 1, "val/loss": 1.03, "train/loss": 1.0}], False),
+    ([{"epoch": 0, "val/loss": 1.0, "train/loss": 1.0}, {"epoch": 1, "val/loss": 1.03, "train/loss": 0.9},
+      {"epoch": 2, "val/loss": 0.99, "train/loss": 0.8}], False),
+    ([{"epoch": 0, "val/loss": 1.0, "train/loss": 1.0}, {"epoch": 1, "val/loss": 0.5},
+      {"epoch": 2, "val/loss": 1.1, "train/loss": 0.8}], True),
+    ([{"epoch": 0, "val/loss": 1.0, "train/loss": 1.0}], False),
+])
+def test_a_turn_is_a_val_loss_more_than_two_percent_above_its_minimum_with_train_loss_lower(history, turned):
+    assert _turned(history) is turned
+
+
+def test_turn_evidence_counts_replicates_and_names_the_minimum_epochs(tmp_path):
+    runs = [fake_run(tmp_path, ADAM, s, 0.9, history=curve(i < 2)) for i, s in enumerate(SEEDS[:3])]
+    record = outcome(runs, kind="turn", setting={})
+    assert record["evidence"] == ("2 of 3 replicates: val loss ends > 2% above its minimum (epochs [1, 1, 3]) "
+                                  "while train loss is lower than there")
+
+
+def test_needed_interval_and_sample_factor():
+    assert _needed(0.04, 0.02) == "an interval of +-0.020 or narrower was needed (about 4x the samples or replicates)"
+    assert _needed(0.04, 0.0) == _needed(0.04, -0.01) == "no interval width would decide it at this mean"
+
+
+def judged_vs(monkeypatch, comparison: Comparison | None, kind: str = "better", metric: str = "val/acc",
+              a: Setting | None = None) -> tuple[str, str]:
+    monkeypatch.setattr(claims, "compare", lambda *_: comparison)
+    b = Setting("optim=sgd", {"optim": "sgd"}, estimates={m: Estimate(0.9, 0.88, 0.92, 5, "t") for m in METRICS})
+    a = a or Setting("optim=adam", {"optim": "adam"},
+                     estimates={m: Estimate(0.95, 0.94, 0.96, 5, "t") for m in METRICS})
+    return claims._vs({"kind": kind, "metric": metric, "tolerance": 0.02}, a, b)
+
+
+HEAD = "val/acc 0.950 [0.940, 0.960] vs 0.900 [0.880, 0.920]: difference "
+
+
+@pytest.mark.parametrize(("kind", "metric", "numbers", "expected", "evidence"), [
+    ("same", "val/acc", (0.0, -0.02, 0.02, 0.5), "reproduced",
+     HEAD + "+0.000 [-0.020, +0.020], paired t p=0.5; interval within +-0.02"),
+    ("same", "val/acc", (0.03, 0.02, 0.05, 0.01), "not significant", None),
+    ("same", "val/acc", (-0.03, -0.05, -0.02, 0.01), "not significant", None),
+    ("same", "val/acc", (0.01, -0.01, 0.05, 0.3), "not significant",
+     HEAD + "+0.010 [-0.010, +0.050], paired t p=0.3; an interval of +-0.010 or narrower was needed "
+     "(about 9x the samples or replicates)"),
+    ("same", "val/acc", (0.05, 0.03, 0.07, 0.01), "contradicted",
+     HEAD + "+0.050 [+0.030, +0.070], paired t p=0.01; interval outside +-0.02"),
+    ("same", "val/acc", (-0.05, -0.07, -0.03, 0.01), "contradicted", None),
+    ("better", "val/acc", (0.05, 0.03, 0.07, 0.01), "reproduced", HEAD + "+0.050 [+0.030, +0.070], paired t p=0.01"),
+    ("better", "val/acc", (0.0, 0.0, 0.0, 0.01), "contradicted", None),
+    ("better", "val/acc", (0.05, 0.03, 0.07, 0.05), "not significant",
+     HEAD + "+0.050 [+0.030, +0.070], paired t p=0.05; an interval of +-0.050 or narrower was needed "
+     "(about 0.16x the samples or replicates)"),
+    ("better", "val/loss", (0.0, 0.0, 0.0, 0.01), "contradicted", None),
+    ("better", "val/loss", (0.5, 0.4, 0.6, 0.01), "contradicted", None),
+    ("better", "val/loss", (-0.5, -0.6, -0.4, 0.01), "reproduced", None),
+])
+def test_versus_at_and_beyond_the_bounds(monkeypatch, kind, metric, numbers, expected, evidence):
+    result = judged_vs(monkeypatch, Comparison(*numbers, "paired t", 5), kind, metric)
+    assert result[0] == expected
+    if evidence is not None:
+        assert result[1] == evidence
+
+
+def test_versus_without_a_test_or_an_estimate_asks_for_replicates(monkeypatch):
+    said = ("not significant", "optim=adam vs optim=sgd: no test possible (one run each and no per-sample val/acc); "
+                               "add replicates")
+    assert judged_vs(monkeypatch, None) == said
+    bare = Setting("optim=adam", {"optim": "adam"})
+    assert judged_vs(monkeypatch, Comparison(0.05, 0.03, 0.07, 0.01, "paired t", 5), a=bare) == said
+
+
+def test_best_evidence_names_the_ties_and_the_test():
+    def setting(name, mean, p_holm=None, versus=None):
+        return Setting(name, {"optim": name}, estimates={"val/acc": Estimate(mean, mean - 0.01, mean + 0.01, 5, "t")},
+                       p_holm=p_holm, versus_best=versus)
+    versus = Comparison(0.01, -0.01, 0.03, 0.2, "paired t", 5)
+    top, second, third = setting("adam", 0.95), setting("sgd", 0.94, 0.3, versus), setting("rmsprop", 0.9)
+    claim = {"metric": "val/acc"}
+    assert claims._best(claim, top, [top, second, third]) == (
+        "not significant", "first on val/acc (0.950 [0.940, 0.960]) but tied with sgd")
+    third.p_holm = 0.4
+    assert claims._best(claim, top, [top, second, third])[1].endswith("tied with sgd, rmsprop")
+    third.p_holm = None
+    assert claims._best(claim, third, [top, second, third]) == (
+        "contradicted", "val/acc 0.900 [0.890, 0.910] is below the first, adam (0.950 [0.940, 0.960]; untested)")
+    assert claims._best(claim, second, [top, second, third]) == (
+        "not significant", "val/acc 0.940 [0.930, 0.950] is tied with the first, adam (0.950 [0.940, 0.960]; "
+                           "paired t p=0.3, Holm)")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -9,10 +10,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainlab.build import build_run
-from trainlab.callbacks import fit_verdict
 from trainlab.errors import NonFiniteLoss
 from trainlab.models import MLP, estimate_memory
 from trainlab.pipeline import train_and_test
+from trainlab.verdict import fit_verdict
 
 from conftest import make_cfg, run_cli
 from wandb_records import run_contents
@@ -306,3 +307,17 @@ def test_bias_variance_experiment_sweeps_capacity_and_reports(tmp_path):
     report = (tmp_path / "report.md").read_text()  # written by the after-sweep callback
     assert all(f"model.width={w}" in report for w in (4, 16, 64, 256, 1024))
     assert (tmp_path / "bias_variance.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_nan_guard_read_every_few_steps_stops_before_the_epochs_checkpoints(tmp_path):
+    # How it runs on a GPU (no host sync per step), forced on the CPU: the first bad step is kept on the
+    # device, read every 7 steps; the NaN comes in epoch 1, so only epoch 0's checkpoints exist.
+    cfg = make_cfg(tmp_path, "data=digits", "optim=sgd", "scheduler=step", "scheduler.step_size=1",
+                   "scheduler.gamma=1e6", "trainer.max_epochs=4", "callbacks.nan_guard.every_n_steps=7", *QUIET)
+    with pytest.raises(NonFiniteLoss) as error:
+        train_and_test(cfg)
+    first_line = str(error.value).splitlines()[0]
+    bad, seen = (int(s) for s in re.findall(r"step (\d+)", first_line))
+    assert first_line.startswith("loss became non-finite at epoch 1") and bad <= seen
+    assert seen - bad < 7
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["best-epoch000.ckpt", "last.ckpt"]

@@ -13,7 +13,18 @@ import pytest
 
 from trainlab.pipeline import train_and_test
 from trainlab.plots import DPI, FIGSIZE
-from trainlab.report import SETTING_COLUMNS, history_from_csv, main, run_overrides
+from trainlab.report import (
+    SETTING_COLUMNS,
+    claim_rows,
+    fmt,
+    history_from_csv,
+    main,
+    run_config,
+    run_overrides,
+    short_reason,
+    table_order,
+    table_rows,
+)
 from trainlab.stats import wilson
 
 from conftest import make_cfg, run_cli
@@ -334,3 +345,82 @@ def test_epoch_axes_show_whole_epochs_only(monkeypatch, tmp_path, epochs):
         assert low <= 0 and high >= epochs - 1 and high - low >= 1  # one epoch: a point, not +-0.05 around it
         shown = [t for t in ax.get_xticks() if low <= t <= high]
         assert shown and all(float(t).is_integer() for t in shown)
+
+
+def test_history_from_metrics_csv_merges_each_epochs_rows(tmp_path):
+    path = tmp_path / "metrics.csv"
+    path.write_text("epoch,step,train/loss_step,train/loss,val/loss,val/acc\n"
+                    ",5,0.9,,,\n"               # a step row without an epoch: skipped
+                    "0,9,,0.8,,\n"              # epoch 0's train row ...
+                    "0,9,,,0.7,0.6\n"           # ... and its val row, merged
+                    "1.0,19,0.5,,,\n"           # only a column that is no epoch metric: epoch 1 dropped
+                    "2,29,,0.4,0.5,0.75\n")
+    assert history_from_csv(path) == [{"epoch": 0, "train/loss": 0.8, "val/loss": 0.7, "val/acc": 0.6},
+                                      {"epoch": 2, "train/loss": 0.4, "val/loss": 0.5, "val/acc": 0.75}]
+    assert history_from_csv(tmp_path / "missing.csv") == []
+    path.write_text("epoch,val/acc\nnot a number,0.5\n")
+    assert history_from_csv(path) == []
+
+
+def test_claim_rows_show_text_source_outcome_and_evidence():
+    records = [{"text": "relu beats sigmoid", "source": "000", "outcome": "reproduced", "evidence": "p=0.01"},
+               {"text": "no source", "outcome": "not run", "evidence": "0 settings"}]
+    assert claim_rows(records) == [["relu beats sigmoid", "000", "**reproduced**", "p=0.01"],
+                                   ["no source", "-", "**not run**", "0 settings"]]
+
+
+def table_run(combination: str, failed: bool = False, **summary) -> dict:
+    return {"combination": combination, "failed": failed, "summary": summary}
+
+
+def test_runs_table_rows_from_the_last_epoch_with_verdict_and_speed():
+    final = {"train/acc": 0.99, "val/acc": 0.951, "train/loss": 0.02, "val/loss": 0.2}
+    verdict = {"fit": "overfitting", "stop_epoch": 3,
+               "reason": "train acc 0.990 vs val acc 0.951 (gap 0.039): val loss is 20% above its minimum"}
+    runs = [table_run("optim=adam", final=final, test={"test/acc": 0.94}, verdict=verdict, num_parameters=669706,
+                      diagnostics={"epoch_time": {"median_s": 0.1234}}),
+            table_run("optim=sgd", final={"val/acc": 0.5}, verdict={"fit": "good fit", "stop_epoch": None}),
+            table_run("optim=rmsprop", failed=True, error="loss became nan at epoch 2, step 30" + " x" * 80),
+            table_run("optim=adamw", failed=True)]
+    rows = table_rows(runs)
+    assert rows[0] == ["optim=adam", "0.9900", "0.9510", "0.0200", "0.2000", "0.9400", "669,706", "0.123",
+                       "overfitting (stop at epoch 3): train acc 0.990 vs val acc 0.951 (gap 0.039)"]
+    assert rows[1] == ["optim=sgd", "-", "0.5000", "-", "-", "-", "-", "-", "good fit"]
+    assert rows[2][-1].startswith("failed: loss became nan at epoch 2, step 30 x") and len(rows[2][-1]) == 8 + 120
+    assert rows[3][-1] == "failed: no reason recorded" and rows[3][1:8] == ["-"] * 7
+
+
+@pytest.mark.parametrize(("value", "shown"), [
+    (None, "-"), (True, "-"), (False, "-"), (1234567, "1,234,567"), (0.5, "0.5000"), (float("nan"), "nan"), ("x", "x"),
+])
+def test_table_cells(value, shown):
+    assert fmt(value) == shown
+    assert fmt(0.123456, digits=2) == "0.12"
+
+
+@pytest.mark.parametrize(("reason", "short"), [
+    ("train acc 0.990 vs val acc 0.951 (gap 0.039): val loss is 20% above", "train acc 0.990 vs val acc 0.951 (gap 0.039)"),
+    ("train acc 0.5 and val acc 0.4 are low; more epochs", "train acc 0.5 and val acc 0.4 are low"),
+    ("twenty characters!!: then more", "twenty characters!!: then more"),  # a first clause under 20 chars says too little
+    ("twenty characters!!!: then more", "twenty characters!!!"),
+    ("a first clause long enough — and a second: with a colon", "a first clause long enough"),
+    ("x" * 100, "x" * 79 + "…"),
+])
+def test_verdict_reasons_are_cut_to_their_first_clause(reason, short):
+    assert short_reason(reason) == short
+
+
+def test_runs_are_ordered_by_val_acc_then_without_one_then_failed():
+    runs = [table_run("failed", failed=True, final={"val/acc": 0.99}), table_run("none"),
+            table_run("nan", final={"val/acc": float("nan")}), table_run("low", final={"val/acc": 0.5}),
+            table_run("high", final={"val/acc": 0.9})]
+    assert [r["combination"] for r in sorted(runs, key=table_order)] == ["high", "low", "none", "nan", "failed"]
+
+
+def test_run_config_reads_config_yaml_or_gives_an_empty_dict(tmp_path):
+    (tmp_path / "config.yaml").write_text("seed: 3\ndata: {split_seed: 1}\n")
+    assert run_config(tmp_path) == {"seed": 3, "data": {"split_seed": 1}}
+    (tmp_path / "config.yaml").write_text("- a list\n")
+    assert run_config(tmp_path) == {}
+    (tmp_path / "config.yaml").write_text("seed: [unclosed\n")
+    assert run_config(tmp_path) == {} and run_config(tmp_path / "missing") == {}

@@ -1,6 +1,8 @@
 """Every key of every shipped config option has a type and range (trainlab.schema), and each is enforced."""
 from __future__ import annotations
 
+import re
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -9,7 +11,8 @@ from omegaconf import OmegaConf
 from trainlab.build import CONF
 from trainlab.errors import ConfigError
 from trainlab.models import BYTES_PER_VALUE
-from trainlab.schema import check, rule_for
+from trainlab.rules import NULL, TEXT, Either, Integer, ListOf, NamesIn, Number, OneOf, Rule
+from trainlab.schema import check, check_replicates, rule_for
 
 from conftest import make_cfg
 
@@ -70,3 +73,59 @@ def test_wrong_values_anywhere_are_one_config_error(tmp_path, overrides, key, sa
     with pytest.raises(ConfigError, match=key) as error:
         check(make_cfg(tmp_path, *overrides))
     assert says in str(error.value)
+
+
+# Rules are built in the test body (partial), not at collection: `make mutation` only sees code that runs in a test.
+INT1, INT03, UNIT = partial(Integer, 1), partial(Integer, 0, 3), partial(Number, 0, 1)
+
+
+@pytest.mark.parametrize(("make", "value", "accepted"), [
+    (INT1, 1, True), (INT1, 0, False), (INT1, True, False), (INT1, 1.0, False), (partial(Integer), -5, True),
+    (INT03, 3, True), (INT03, 4, False), (INT03, -1, False),
+    (UNIT, 0, True), (UNIT, 1, True), (UNIT, 1.01, False), (UNIT, -0.01, False),
+    (partial(Number, 0, 1, low_open=True), 0, False), (partial(Number, 0, 1, high_open=True), 1, False),
+    (partial(Number, 0, 1, high_open=True), 0.99, True), (partial(Number, 0, low_open=True), 1e-12, True),
+    (partial(Number), float("inf"), False), (partial(Number), float("nan"), False), (partial(Number), False, False),
+    (partial(Number), "1", False), (partial(Number, high=2), -1e9, True), (partial(Number, high=2), 2.5, False),
+    (partial(OneOf, "a", 2), 2, True), (partial(OneOf, "a", 2), "b", False),
+    (partial(Either, NULL, Integer(0)), None, True), (partial(Either, NULL, Integer(0)), 3, True),
+    (partial(Either, NULL, Integer(0)), -3, False),
+    (partial(ListOf, Integer(1)), [1, 2], True), (partial(ListOf, Integer(1)), [1, 0], False),
+    (partial(ListOf, Integer(1)), (1, 2), False), (partial(ListOf, Integer(1)), [], True),
+    (partial(ListOf, Integer(1), length=2), [1, 2], True), (partial(ListOf, Integer(1), length=2), [1], False),
+    (partial(NamesIn, "trainlab.data:SCALERS"), "minmax", True), (partial(NamesIn, "trainlab.data:SCALERS"), "z", False),
+    (partial(Rule, "even", lambda v: v % 2 == 0), 4, True),
+])
+def test_each_rule_accepts_exactly_its_values(make, value, accepted):
+    assert make().accepts(value) is accepted
+
+
+@pytest.mark.parametrize(("make", "described"), [
+    (partial(Integer), "an integer"), (INT1, "an integer >= 1"), (INT03, "an integer in [0, 3]"),
+    (partial(Number), "a finite number"), (partial(Number, 0), "a number >= 0"),
+    (partial(Number, 0, low_open=True), "a number > 0"), (UNIT, "a number in [0, 1]"),
+    (partial(Number, 0, 1, low_open=True, high_open=True), "a number in (0, 1)"),
+    (partial(Number, 0.5, 1e-3, high_open=True), "a number in [0.5, 0.001)"),
+    (partial(OneOf, "step", 1), "one of step, 1"), (partial(Either, NULL, TEXT), "null or a string"),
+    (partial(ListOf, Integer(1)), "a list of values, each an integer >= 1"),
+    (partial(ListOf, Number(), length=2), "a list of 2 values, each a finite number"),
+    (partial(NamesIn, "trainlab.data:SCALERS"), "one of standard, minmax, none"),
+    (partial(Rule, "even", lambda v: v % 2 == 0), "even"),
+])
+def test_each_rule_says_what_it_accepts(make, described):
+    assert make().describe == described
+
+
+def test_keys_match_their_pattern_whole_and_in_order():
+    assert rule_for("optim.lr").describe == "a number > 0"
+    assert rule_for("xoptim.lr") is None and rule_for("optim.lrx") is None  # whole keys, not substrings
+    assert rule_for("optim._target_") is rule_for("callbacks.early_stopping._target_")  # ** spans parts
+    assert rule_for("callbacks.nan_guard.every_n_steps").accepts(None)
+
+
+@pytest.mark.parametrize("replicates", [0, -1, 2.0, True, "3", None])
+def test_replicates_must_be_a_positive_integer(replicates):
+    with pytest.raises(ConfigError, match=r"^replicates: must be an integer >= 1 \(runs per setting, one seed each\), "
+                                          rf"got {re.escape(repr(replicates))}$"):
+        check_replicates(replicates)
+    assert check_replicates(3) == 3

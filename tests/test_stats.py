@@ -51,6 +51,9 @@ def test_paired_t_matches_ttest_rel():
     interval = sp.ttest_1samp(np.subtract(a, b), 0.0).confidence_interval(confidence_level=0.95)
     assert (result.lo, result.hi) == pytest.approx((interval.low, interval.high), abs=1e-12)
     assert paired_t(b, a).difference == pytest.approx(-0.02)  # a - b, in that order
+    two = paired_t([0.95, 0.93], [0.90, 0.91])  # the fewest pairs a t interval takes (1 degree of freedom)
+    interval = sp.ttest_1samp([0.05, 0.02], 0.0).confidence_interval(confidence_level=0.95)
+    assert (two.lo, two.hi) == pytest.approx((interval.low, interval.high), abs=1e-12) and two.lo < 0 < two.hi
 
 
 def test_paired_t_with_no_spread_in_the_differences():
@@ -82,7 +85,8 @@ def test_welch_matches_ttest_ind():
 def test_welch_without_spread_decides_by_the_means():
     # No spread in either group: scipy's statistic is nan; equal means are no difference, others a sure one.
     assert welch([0.9, 0.9], [0.9, 0.9]).p == 1.0
-    assert welch([0.9, 0.9], [0.8, 0.8]).p == 0.0
+    assert welch([0.9, 0.9], [0.8, 0.8]).p == 0.0  # scipy: an infinite statistic
+    assert welch([0.8, 0.8], [0.9, 0.9]).p == 0.0
 
 
 def test_holm_step_down():
@@ -97,3 +101,13 @@ def test_gap_is_noise_is_a_one_sided_fisher_test():
     assert noise and p == pytest.approx(sp.fisher_exact([[48, 2], [45, 5]], alternative="greater").pvalue)
     assert not gap_is_noise(0.96, 0.90, 500, 500)[0]
     assert gap_is_noise(0.90, 0.96, 500, 500)[0], "val above train is never overfitting"
+
+
+def test_mcnemar_takes_0_1_lists_and_gives_the_interval_of_the_per_sample_differences():
+    a = [1] * 80 + [1] * 15 + [0] * 5
+    b = [1] * 80 + [0] * 15 + [1] * 5
+    result = mcnemar(a, b)
+    assert result == mcnemar(np.array(a, dtype=bool), np.array(b, dtype=bool))
+    reference = sp.ttest_1samp(np.array(a, float) - np.array(b, float), 0.0).confidence_interval(confidence_level=0.95)
+    assert (result.lo, result.hi) == pytest.approx((reference.low, reference.high), abs=1e-12)
+    assert result.n == 100 and result.lo < result.difference < result.hi

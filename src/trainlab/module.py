@@ -10,6 +10,8 @@ from torch import nn
 from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import BinaryAccuracy, MulticlassAccuracy
 
+from trainlab.optim import build_optimizer
+
 # "fit" is the running average over training steps (train mode, dropout on); "train" is the
 # fixed training sample measured in eval mode exactly as "val" is, so the two curves compare.
 STAGES = ("fit", "train", "val", "test")
@@ -143,7 +145,7 @@ class Classifier(L.LightningModule):
         return module.to(map_location) if isinstance(map_location, (str, torch.device)) else module
 
     def configure_optimizers(self):
-        optimizer = self.optimizer_factory(self.parameters())
+        optimizer = build_optimizer(self.optimizer_factory, self.parameters())
         if self.scheduler_factory is None:
             return optimizer
         scheduler = {"scheduler": self.scheduler_factory(optimizer), "interval": "epoch"}

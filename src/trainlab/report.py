@@ -225,6 +225,7 @@ def html_table(rows: list[list[str]], columns: list[str] = COLUMNS) -> str:
     return f"<table>\n<tr>{head}</tr>\n{body}</table>"
 
 
+# pragma: no mutate start (make mutation: files and figures; the tables above are mutated)
 def write_html(folder: Path, tables: dict[str, str], images: dict[Path, str]) -> Path:
     """report.html: the tables under their headings, then every plot (linked relatively) under its caption."""
     def figure(path: Path, caption: str) -> str:
@@ -240,12 +241,15 @@ def write_html(folder: Path, tables: dict[str, str], images: dict[Path, str]) ->
     path.write_text(page, encoding="utf-8")
     return path
 
+# pragma: no mutate end
+
 
 def sweep_claims(runs: list[dict]) -> list[dict]:
     """The claims the sweep's experiment states (in every run's saved config; the first one that has any)."""
     return next((list(r["config"]["claims"]) for r in runs if r["config"].get("claims")), [])
 
 
+# pragma: no mutate block (the command: reads folders, writes files)
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m trainlab.report", description=__doc__.split("\n")[0])
     parser.add_argument("folder", type=Path, help="a sweep folder (outputs/multirun/...) or one run folder")

@@ -1,4 +1,7 @@
-"""The vocabulary of config checks: a Rule says what a value must be, in words and as a test."""
+"""The vocabulary of config checks: a Rule says what a value must be, in words (`describe`) and as a test (`accepts`).
+
+Each rule keeps its arguments and decides when asked, so the schema built at import is plain data.
+"""
 from __future__ import annotations
 
 import importlib
@@ -38,49 +41,92 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def integer(minimum: int | None = None, maximum: int | None = None) -> Rule:
-    if maximum is not None:
-        return Rule(f"an integer in [{minimum}, {maximum}]", lambda v: _is_int(v) and minimum <= v <= maximum)
-    return Rule("an integer" + (f" >= {minimum}" if minimum is not None else ""),
-                lambda v: _is_int(v) and (minimum is None or v >= minimum))
+class Integer(Rule):
+    """An int (not a bool) >= minimum and <= maximum where given."""
+
+    def __init__(self, minimum: int | None = None, maximum: int | None = None):
+        self.minimum, self.maximum = minimum, maximum
+
+    @property
+    def describe(self) -> str:
+        if self.maximum is not None:
+            return f"an integer in [{self.minimum}, {self.maximum}]"
+        return "an integer" + (f" >= {self.minimum}" if self.minimum is not None else "")
+
+    def accepts(self, value) -> bool:
+        return (_is_int(value) and (self.minimum is None or value >= self.minimum)
+                and (self.maximum is None or value <= self.maximum))
 
 
-def number(low: float | None = None, high: float | None = None, low_open: bool = False, high_open: bool = False) -> Rule:
-    if low is not None and high is not None:
-        describe = f"a number in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-    elif low is not None:
-        describe = f"a number {'>' if low_open else '>='} {low:g}"
-    else:
-        describe = "a finite number"
+class Number(Rule):
+    """A finite int or float (not a bool) within the bounds given, each closed unless said open."""
 
-    def accepts(v) -> bool:
-        if not _is_number(v):
+    def __init__(self, low: float | None = None, high: float | None = None, low_open: bool = False,
+                 high_open: bool = False):
+        self.low, self.high, self.low_open, self.high_open = low, high, low_open, high_open
+
+    @property
+    def describe(self) -> str:
+        if self.low is not None and self.high is not None:
+            return (f"a number in {'(' if self.low_open else '['}{self.low:g}, "
+                    f"{self.high:g}{')' if self.high_open else ']'}")
+        if self.low is not None:
+            return f"a number {'>' if self.low_open else '>='} {self.low:g}"
+        return "a finite number"
+
+    def accepts(self, value) -> bool:
+        if not _is_number(value):
             return False
-        above = low is None or (v > low if low_open else v >= low)
-        below = high is None or (v < high if high_open else v <= high)
+        above = self.low is None or (value > self.low if self.low_open else value >= self.low)
+        below = self.high is None or (value < self.high if self.high_open else value <= self.high)
         return above and below
-    return Rule(describe, accepts)
 
 
-def one_of(*options) -> Rule:
-    return Rule(f"one of {', '.join(map(str, options))}", lambda v: v in options)
+class OneOf(Rule):
+    def __init__(self, *options):
+        self.options = options
+
+    @property
+    def describe(self) -> str:
+        return f"one of {', '.join(map(str, self.options))}"
+
+    def accepts(self, value) -> bool:
+        return value in self.options
 
 
-def either(*rules: Rule) -> Rule:
-    return Rule(" or ".join(r.describe for r in rules), lambda v: any(r.accepts(v) for r in rules))
+class Either(Rule):
+    def __init__(self, *rules: Rule):
+        self.rules = rules
+
+    @property
+    def describe(self) -> str:
+        return " or ".join(rule.describe for rule in self.rules)
+
+    def accepts(self, value) -> bool:
+        return any(rule.accepts(value) for rule in self.rules)
 
 
-def list_of(rule: Rule, length: int | None = None) -> Rule:
-    size = f"{length} " if length else ""
-    return Rule(f"a list of {size}values, each {rule.describe}",
-                lambda v: isinstance(v, list) and (length is None or len(v) == length) and all(map(rule.accepts, v)))
+class ListOf(Rule):
+    """A list (of `length` items where given), each accepted by `rule`."""
+
+    def __init__(self, rule: Rule, length: int | None = None):
+        self.rule, self.length = rule, length
+
+    @property
+    def describe(self) -> str:
+        size = f"{self.length} " if self.length else ""
+        return f"a list of {size}values, each {self.rule.describe}"
+
+    def accepts(self, value) -> bool:
+        return (isinstance(value, list) and (self.length is None or len(value) == self.length)
+                and all(map(self.rule.accepts, value)))
 
 
 NULL = Rule("null", lambda v: v is None)
 FLAG = Rule("true or false", lambda v: isinstance(v, bool))
 TEXT = Rule("a string", lambda v: isinstance(v, str))
-FRACTION = number(0, 1, low_open=True, high_open=True)
-POSITIVE = number(0, low_open=True)
-NON_NEGATIVE = number(0)
+FRACTION = Number(0, 1, low_open=True, high_open=True)
+POSITIVE = Number(0, low_open=True)
+NON_NEGATIVE = Number(0)
 FOLDER = TEXT
-SEED = integer(0, 2**32 - 1)  # what numpy's and Lightning's seeding accept
+SEED = Integer(0, 2**32 - 1)  # what numpy's and Lightning's seeding accept

@@ -112,7 +112,8 @@ def welch(a, b) -> Comparison:
     """Unpaired comparison of replicates that do not share seeds (Welch's t-test)."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     result = stats.ttest_ind(a, b, equal_var=False)
-    p = float(result.pvalue) if math.isfinite(result.pvalue) else (1.0 if a.mean() == b.mean() else 0.0)
+    # nan only when neither group varies and the means are equal (different means give inf and p = 0)
+    p = float(result.pvalue) if math.isfinite(result.pvalue) else 1.0
     interval = result.confidence_interval(confidence_level=LEVEL)
     return Comparison(float(a.mean() - b.mean()), float(interval.low), float(interval.high), p, "Welch t", len(a) + len(b))
 

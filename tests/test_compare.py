@@ -1,0 +1,102 @@
+"""Which test trainlab.compare picks for two settings, and what it pairs, on constructed runs."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from trainlab.compare import compare, group_settings, is_setting_override, override_key
+from trainlab.errors import ConfigError
+from trainlab.stats import mcnemar, paired_t, welch
+
+from conftest import fake_run
+
+LABELS = np.arange(500) % 10
+
+
+def setting(tmp_path, name: str, accuracies: dict[int, float], split_seed: int = 0, wrong: int | None = None,
+            fingerprint: str = "same-samples"):
+    """One setting's runs, one per seed: {seed: val/acc}; `wrong` saves predictions with that many errors."""
+    runs = []
+    for seed, acc in accuracies.items():
+        run = fake_run(tmp_path, [f"optim={name}"], seed, acc, fingerprint=fingerprint)
+        run["replicate"] = (seed, split_seed)
+        if wrong is not None:
+            predicted = LABELS.copy()
+            predicted[:wrong] = (predicted[:wrong] + 1) % 10
+            np.savez(run["dir"] / "predictions.npz", val_predicted=predicted, val_label=LABELS,
+                     test_predicted=predicted, test_label=LABELS)
+        runs.append(run)
+    (grouped,) = group_settings(runs)
+    return grouped
+
+
+def test_two_shared_replicates_are_paired_by_seed_whatever_the_run_order(tmp_path):
+    a = setting(tmp_path, "adam", {2: 0.93, 1: 0.95})  # runs listed in another order than b's
+    b = setting(tmp_path, "sgd", {1: 0.90, 2: 0.91})
+    assert compare(a, b, "val/acc") == paired_t([0.95, 0.93], [0.90, 0.91])
+
+
+def test_replicates_shared_in_part_are_paired_on_the_shared_ones_only(tmp_path):
+    a = setting(tmp_path, "adam", {1: 0.95, 2: 0.93, 3: 0.94})
+    b = setting(tmp_path, "sgd", {1: 0.90, 2: 0.91, 4: 0.5})
+    assert compare(a, b, "val/acc") == paired_t([0.95, 0.93], [0.90, 0.91])
+
+
+def test_one_shared_run_with_predictions_is_mcnemar_on_accuracies_of_val_and_test_only(tmp_path):
+    a = setting(tmp_path / "a", "adam", {1: 0.95}, wrong=25)
+    b = setting(tmp_path / "b", "sgd", {1: 0.90}, wrong=50)
+    reference = mcnemar(np.arange(500) >= 25, np.arange(500) >= 50)
+    assert compare(a, b, "val/acc") == reference and compare(a, b, "test/acc") == reference
+    assert compare(a, b, "val/loss") is None and compare(a, b, "train/acc") is None
+
+
+def test_mcnemar_needs_both_runs_predictions(tmp_path):
+    a = setting(tmp_path / "a", "adam", {1: 0.95}, wrong=25)
+    b = setting(tmp_path / "b", "sgd", {1: 0.90})
+    assert compare(a, b, "val/acc") is None
+
+
+@pytest.mark.parametrize(("a_runs", "b_runs", "expected"), [
+    ({1: 0.95, 2: 0.93}, {3: 0.90, 4: 0.91}, "welch"),
+    ({1: 0.95, 2: 0.93, 5: 0.94}, {3: 0.90, 4: 0.91}, "welch"),
+    ({1: 0.95, 2: 0.93}, {3: 0.90}, None),
+    ({1: 0.95}, {3: 0.90, 4: 0.91}, None),
+])
+def test_unpaired_replicates_need_two_on_each_side_for_welch(tmp_path, a_runs, b_runs, expected):
+    a, b = setting(tmp_path / "a", "adam", a_runs), setting(tmp_path / "b", "sgd", b_runs)
+    result = compare(a, b, "val/acc")
+    assert result == (welch(list(a_runs.values()), list(b_runs.values())) if expected else None)
+
+
+def test_paired_replicates_on_different_samples_are_refused_naming_the_data_keys(tmp_path):
+    a = setting(tmp_path / "a", "adam", {1: 0.95, 2: 0.93}, fingerprint="x")
+    b = setting(tmp_path / "b", "sgd", {1: 0.90, 2: 0.91}, fingerprint="y")
+    a.overrides, b.overrides = {"optim": "adam", "data.val_fraction": "0.1"}, {"optim": "sgd", "data": "digits"}
+    with pytest.raises(ConfigError, match=r"^data, data.val_fraction: 'optim=adam' and 'optim=sgd' are evaluated on "
+                                          r"different samples \(seed, split \(1, 0\)\), so they cannot be compared as "
+                                          r"paired; report them separately: python -m trainlab.report <folder> "
+                                          r"--only KEY=VALUE$"):
+        compare(a, b, "val/acc")
+    b.overrides = {"optim": "sgd"}
+    with pytest.raises(ConfigError, match=r"^data.val_fraction: "):
+        compare(a, b, "val/acc")
+    a.overrides = {"optim": "adam", "model.width": "64"}
+    with pytest.raises(ConfigError, match=r"^model.width, optim: "):  # no data key differs: every key that does
+        compare(a, b, "val/acc")
+    a.overrides = b.overrides
+    with pytest.raises(ConfigError, match=r"^data: "):
+        compare(a, b, "val/acc")
+
+
+@pytest.mark.parametrize(("override", "key", "setting_key"), [
+    ("optim=adam", "optim", True), ("+optim.foo=1", "optim.foo", True), ("~callbacks.x", "callbacks.x", True),
+    ("++trainer.max_epochs=3", "trainer.max_epochs", True), ("model.hidden=[8,4]", "model.hidden", True),
+    ("data.name=a=b", "data.name", True), ("+~x=1", "x", True),
+    ("seed=3", "seed", False), ("data.split_seed=1", "data.split_seed", False), ("logger=csv", "logger", False),
+    ("logger.project=x", "logger.project", False), ("hydra/launcher=joblib", "hydra/launcher", False),
+    ("callbacks.progress_bar.refresh_rate=0", "callbacks.progress_bar.refresh_rate", False),
+    ("loggers=x", "loggers", True), ("hydra_x=1", "hydra_x", True), ("paths.output_dir=/x", "paths.output_dir", False),
+])
+def test_override_keys_and_which_overrides_make_a_setting(override, key, setting_key):
+    assert override_key(override) == key
+    assert is_setting_override(override) is setting_key

@@ -286,6 +286,10 @@ def test_best_evidence_names_the_ties_and_the_test():
     third.p_holm = None
     assert claims._best(claim, third, [top, second, third]) == (
         "contradicted", "val/acc 0.900 [0.890, 0.910] is below the first, adam (0.950 [0.940, 0.960]; untested)")
+    third.versus_best, third.p_holm = Comparison(0.05, 0.03, 0.07, 0.004, "McNemar", 500), 0.008
+    assert claims._best(claim, third, [top, second, third]) == (
+        "contradicted", "val/acc 0.900 [0.890, 0.910] is below the first, adam (0.950 [0.940, 0.960]; "
+                        "McNemar p=0.008, Holm)")
     assert claims._best(claim, second, [top, second, third]) == (
         "not significant", "val/acc 0.940 [0.930, 0.950] is tied with the first, adam (0.950 [0.940, 0.960]; "
                            "paired t p=0.3, Holm)")

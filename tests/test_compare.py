@@ -100,3 +100,13 @@ def test_paired_replicates_on_different_samples_are_refused_naming_the_data_keys
 def test_override_keys_and_which_overrides_make_a_setting(override, key, setting_key):
     assert override_key(override) == key
     assert is_setting_override(override) is setting_key
+
+
+def test_replicates_without_a_recorded_seed_still_pair(tmp_path):
+    # A run folder without config.yaml has replicate (None, None); sorting it beside (1, 0) must not fail.
+    a = setting(tmp_path / "a", "adam", {1: 0.95, 2: 0.93})
+    b = setting(tmp_path / "b", "sgd", {1: 0.90, 2: 0.91})
+    for s in (a, b):
+        s.runs[0]["replicate"] = (None, None)
+        s.__dict__.pop("by_replicate", None)  # a cached mapping would hide the change
+    assert compare(a, b, "val/acc").test == "paired t"

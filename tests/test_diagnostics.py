@@ -98,6 +98,32 @@ def test_fit_verdict_rules():
     assert "still near its minimum" in gap_only["reason"] and "early stopping" not in gap_only["reason"]
 
 
+def test_fit_verdict_numbers_and_thresholds_at_their_edges():
+    def epoch(i, train_acc, val_acc, train_loss, val_loss):
+        return {"epoch": i, "train/acc": train_acc, "val/acc": val_acc, "train/loss": train_loss, "val/loss": val_loss}
+
+    verdict = fit_verdict([epoch(0, 0.8, 0.79, 0.5, 0.45), epoch(1, 0.8, 0.79, 0.4, 0.455)])
+    assert verdict["fit"] == "good fit"  # train acc exactly underfit_acc is not underfitting
+    assert {k: verdict[k] for k in ("train_acc", "val_acc", "train_loss", "val_loss", "best_val_loss", "best_epoch")} \
+        == {"train_acc": 0.8, "val_acc": 0.79, "train_loss": 0.4, "val_loss": 0.455, "best_val_loss": 0.45, "best_epoch": 0}
+    # A gap exactly at overfit_gap is not over it; a rise exactly at turn_tolerance is not above it (exact binary values).
+    assert fit_verdict([epoch(0, 0.75, 0.5, 0.2, 0.25)], underfit_acc=0.5, overfit_gap=0.25)["fit"] == "good fit"
+    at_tolerance = fit_verdict([epoch(0, 0.95, 0.94, 0.3, 0.5), epoch(1, 0.96, 0.95, 0.2, 0.625)], turn_tolerance=0.25)
+    assert at_tolerance["fit"] == "good fit"
+    # Overfitting by the gap alone, with val loss a little (within tolerance) above an earlier minimum: no stop epoch.
+    gap = fit_verdict([epoch(0, 0.95, 0.80, 0.3, 0.60), epoch(1, 0.99, 0.85, 0.1, 0.605)])
+    assert gap["fit"] == "overfitting" and gap["stop_epoch"] is None and "early stopping" not in gap["reason"]
+
+
+def test_fit_verdict_reads_only_epochs_with_both_train_and_val_metrics():
+    unknown = {"fit": "unknown", "reason": "no epoch with both train and val metrics", "stop_epoch": None}
+    assert fit_verdict([]) == unknown
+    assert fit_verdict([{"epoch": 0, "train/loss": 2.0, "train/acc": 0.3}, {"epoch": 1, "val/loss": 2.0}]) == unknown
+    # A last record with val metrics only (a resumed run's first validation, say) is not the last epoch.
+    first = {"epoch": 0, "train/acc": 0.95, "val/acc": 0.94, "train/loss": 0.2, "val/loss": 0.21}
+    assert fit_verdict([first, {"epoch": 1, "val/loss": 5.0, "val/acc": 0.1}])["fit"] == "good fit"
+
+
 @pytest.mark.parametrize(("last_val_loss", "tolerance", "fit"), [
     (0.2039, 0.02, "good fit"),      # 1.95% above the minimum 0.2: within the tolerance
     (0.2041, 0.02, "overfitting"),   # 2.05% above: the turn counts

@@ -11,23 +11,31 @@ from pathlib import Path
 
 import pytest
 
+from trainlab.compare import group_settings, rank
 from trainlab.pipeline import train_and_test
 from trainlab.plots import DPI, FIGSIZE
 from trainlab.report import (
     SETTING_COLUMNS,
+    add_combinations,
     claim_rows,
     fmt,
     history_from_csv,
+    html_table,
+    load_runs,
     main,
+    markdown_table,
     run_config,
     run_overrides,
+    setting_rows,
+    settings_note,
     short_reason,
+    sweep_claims,
     table_order,
     table_rows,
 )
 from trainlab.stats import wilson
 
-from conftest import make_cfg, run_cli
+from conftest import fake_run, make_cfg, run_cli
 
 PIXELS = (FIGSIZE[0] * DPI, FIGSIZE[1] * DPI)
 NAN_ERROR = "loss became NaN at epoch 2"
@@ -354,9 +362,11 @@ def test_history_from_metrics_csv_merges_each_epochs_rows(tmp_path):
                     "0,9,,0.8,,\n"              # epoch 0's train row ...
                     "0,9,,,0.7,0.6\n"           # ... and its val row, merged
                     "1.0,19,0.5,,,\n"           # only a column that is no epoch metric: epoch 1 dropped
-                    "2,29,,0.4,0.5,0.75\n")
+                    "2,29,,0.4,0.5,0.75\n"
+                    "3,39,,,,0.8\n")            # one metric is enough
     assert history_from_csv(path) == [{"epoch": 0, "train/loss": 0.8, "val/loss": 0.7, "val/acc": 0.6},
-                                      {"epoch": 2, "train/loss": 0.4, "val/loss": 0.5, "val/acc": 0.75}]
+                                      {"epoch": 2, "train/loss": 0.4, "val/loss": 0.5, "val/acc": 0.75},
+                                      {"epoch": 3, "val/acc": 0.8}]
     assert history_from_csv(tmp_path / "missing.csv") == []
     path.write_text("epoch,val/acc\nnot a number,0.5\n")
     assert history_from_csv(path) == []
@@ -424,3 +434,60 @@ def test_run_config_reads_config_yaml_or_gives_an_empty_dict(tmp_path):
     assert run_config(tmp_path) == {}
     (tmp_path / "config.yaml").write_text("seed: [unclosed\n")
     assert run_config(tmp_path) == {} and run_config(tmp_path / "missing") == {}
+
+
+def test_load_runs_reads_each_run_folder(tmp_path):
+    good = tmp_path / "0_optim=adam"
+    good.mkdir()
+    (good / "summary.json").write_text(json.dumps({"status": "completed", "overrides": ["optim=adam"],
+                                                    "history": [{"epoch": 0, "val/acc": 0.9}],
+                                                    "final": {"val/acc": 0.9}, "test": {"test/acc": 0.88}}))
+    (good / "config.yaml").write_text("seed: 7\ndata: {split_seed: 2}\n")
+    broken = tmp_path / "1_optim=sgd" / "nested"
+    broken.mkdir(parents=True)
+    (broken / "summary.json").write_text("{not json")
+    (broken / "csv").mkdir()
+    (broken / "csv" / "metrics.csv").write_text("epoch,val/acc\n0,0.5\n")
+    first, second = load_runs(tmp_path)
+    assert (first["name"], first["dir"], first["overrides"]) == ("0_optim=adam", good, ["optim=adam"])
+    assert first["failed"] is False
+    assert first["config"] == {"seed": 7, "data": {"split_seed": 2}} and first["replicate"] == (7, 2)
+    assert first["history"] == [{"epoch": 0, "val/acc": 0.9}] and first["metrics"]["test/acc"] == 0.88
+    assert second["name"] == "1_optim=sgd__nested" and second["failed"] and second["config"] == {}
+    assert second["summary"]["error"].startswith("unreadable summary.json: ")
+    assert second["history"] == [{"epoch": 0, "val/acc": 0.5}]  # from metrics.csv when summary.json has none
+    (first, ) = load_runs(good)  # a run folder itself
+    assert first["name"] == "0_optim=adam" and not first["failed"]
+
+
+def test_setting_rows_show_intervals_failures_parameters_and_ties(tmp_path):
+    runs = [fake_run(tmp_path, ["optim=adam"], s, 0.95 + 0.002 * s) for s in (1, 2, 3)]
+    runs += [fake_run(tmp_path, ["optim=sgd"], s, 0.90 + 0.003 * s) for s in (1, 2, 3)]
+    runs[-1]["summary"]["num_parameters"] = 999  # parameters that differ within a setting are not shown
+    failed = fake_run(tmp_path, ["optim=sgd"], 4, 0.1)
+    failed["failed"] = True
+    add_combinations([*runs, failed])
+    ranked = rank(group_settings([*runs, failed]))
+    adam, sgd = setting_rows(ranked)
+    assert adam[:3] == ["1", "optim=adam", "3"] and sgd[:3] == ["2", "optim=sgd", "3 (+1 failed)"]
+    assert adam[3] == ranked[0].estimates["val/acc"].text() and adam[8] == "100" and sgd[8] == "-"
+    assert adam[4] == ranked[0].estimates["test/acc"].text() and adam[6] == ranked[0].estimates["val/loss"].text()
+    assert sgd[9] == f"worse (paired t, p={ranked[1].p_holm:.3g})" and adam[9] == "best"
+    assert "(Student t; one run: Wilson interval). Ranked on val/acc;" in settings_note(ranked)
+    single = rank(group_settings([fake_run(tmp_path, ["optim=adam"], 1, 0.9)]))
+    assert "(one run each: Wilson interval of each accuracy). Ranked on val/acc;" in settings_note(single)
+
+
+def test_markdown_and_html_tables_escape_their_cells():
+    rows = [["a|b", "**reproduced**", "<x> & y"]]
+    assert markdown_table(rows, ["c1", "c2", "c3"]) == ("| c1 | c2 | c3 |\n|---|---|---|\n"
+                                                        "| a\\|b | **reproduced** | <x> & y |\n")
+    assert html_table(rows, ["c<1>", "c2", "c3"]) == ("<table>\n<tr><th>c&lt;1&gt;</th><th>c2</th><th>c3</th></tr>\n"
+                                                      "<tr><td>a|b</td><td>reproduced</td><td>&lt;x&gt; &amp; y</td></tr>\n"
+                                                      "</table>")
+
+
+def test_sweep_claims_come_from_the_first_run_that_states_any():
+    runs = [{"config": {}}, {"config": {"claims": []}}, {"config": {"claims": [{"text": "a"}]}},
+            {"config": {"claims": [{"text": "b"}]}}]
+    assert sweep_claims(runs) == [{"text": "a"}] and sweep_claims(runs[:2]) == []

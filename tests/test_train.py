@@ -251,3 +251,14 @@ def test_fused_and_default_adam_train_to_the_same_metrics(tmp_path):
     for epoch_fused, epoch_default in zip(fused["history"], default["history"], strict=True):
         for key in ("train/loss", "val/loss", "val/acc"):
             assert epoch_fused[key] == pytest.approx(epoch_default[key], abs=1e-4), key
+
+
+def test_half_precision_weights_keep_torchs_own_update(tmp_path):
+    import torch
+    from hydra.utils import instantiate
+
+    from trainlab.optim import build_optimizer
+
+    factory = instantiate(make_cfg(tmp_path, "optim=sgd").optim)
+    half = [torch.nn.Parameter(torch.zeros(2, dtype=torch.float16))]
+    assert build_optimizer(factory, half).defaults.get("fused") is None

@@ -3,7 +3,7 @@
 torch's default step is a Python loop over parameters (CPU) or the `foreach` kernels (CUDA); the
 `fused` ones (Adam, AdamW, SGD; CPU, CUDA, MPS) do the whole update in one kernel per dtype and device:
 0.64x the default Adam's epoch time at batch 32 on a 2-core CPU (bench/README.md). Their results
-match the default's to float rounding (tests/test_models.py). A config that sets `fused` or
+match the default's to float rounding (tests/test_train.py). A config that sets `fused` or
 `foreach` itself (`+optim.fused=false`) keeps its choice.
 """
 from __future__ import annotations
@@ -26,7 +26,10 @@ def build_optimizer(factory: Callable[..., torch.optim.Optimizer], params: Itera
     """`factory(params)`, with `fused=True` where the optimizer has it, the devices support it and the config is silent."""
     params = list(params)
     chosen = isinstance(factory, functools.partial) and any(key in factory.keywords for key in IMPLEMENTATION_KEYS)
-    if accepts_fused(factory) and not chosen:
+    # Half-precision weights (16-true, bf16-true): the fused kernels do the update in float32, torch's loop in the
+    # weights' own dtype, so a diverging fp16 run would end differently; those keep torch's loop.
+    full_precision = all(p.dtype in (torch.float32, torch.float64) for p in params)
+    if accepts_fused(factory) and not chosen and full_precision:
         try:
             return factory(params, fused=True)
         except RuntimeError:  # a device or dtype without a fused kernel: torch's default implementation

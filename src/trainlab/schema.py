@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import re
+from functools import cache
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -158,14 +159,15 @@ RULES: dict[str, Rule] = {
 }
 
 
-def _regex(pattern: str) -> str:
+@cache  # built on first use, not at import, where `make mutation` could not reach it
+def _regex(pattern: str) -> re.Pattern:
     parts = (".*" if part == "**" else re.escape(part).replace(r"\*", "[^.]+") for part in pattern.split("."))
-    return r"\.".join(parts)
+    return re.compile(r"\.".join(parts))
 
 
 def rule_for(key: str) -> Rule | None:
-    """The first rule whose pattern matches the whole key (re caches the compiled patterns)."""
-    return next((rule for pattern, rule in RULES.items() if re.fullmatch(_regex(pattern), key)), None)
+    """The first rule whose pattern matches the whole key."""
+    return next((rule for pattern, rule in RULES.items() if _regex(pattern).fullmatch(key)), None)
 
 
 def _leaves(node, prefix: str = ""):

@@ -267,6 +267,51 @@ def test_nan_guard_stops_keeps_last_finite_checkpoint_and_explains(tmp_path):
     assert last["epoch"] == 0 and all(torch.isfinite(v).all() for v in last["state_dict"].values())
 
 
+def test_own_callbacks_are_one_lightning_callback_that_calls_each_members_hooks_once(tmp_path):
+    import lightning as L
+    from lightning.pytorch.callbacks import EarlyStopping
+
+    from trainlab.callbacks import Diagnostic, NaNGuard, OwnCallbacks, fold_own, unfolded
+
+    class Counting(Diagnostic):
+        name = "counting"
+
+        def on_train_batch_end(self, *args):
+            self.report["steps"] = self.report.get("steps", 0) + 1
+
+        def on_train_epoch_end(self, *args):
+            self.report["epochs"] = self.report.get("epochs", 0) + 1
+
+    counting, guard, stopping = Counting(), NaNGuard(), EarlyStopping("val/loss")
+    run = build_run(make_cfg(tmp_path, "data=digits", *QUIET))
+    callbacks = fold_own([stopping, counting, guard])
+    assert [type(c) for c in callbacks] == [EarlyStopping, OwnCallbacks] and unfolded(callbacks) == [stopping, counting,
+                                                                                                     guard]
+    trainer = L.Trainer(max_epochs=2, limit_train_batches=3, limit_val_batches=1, logger=False, callbacks=callbacks,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(run.module, datamodule=run.datamodule)
+    assert counting.report == {"steps": 6, "epochs": 2}  # each hook once, not once per member or per callback
+
+
+def test_a_non_finite_val_loss_fails_the_run_before_that_epochs_checkpoints(tmp_path, monkeypatch):
+    # Weights that overflow in an epoch's last steps leave its training losses finite and its val loss inf.
+    from trainlab.module import Classifier
+
+    step = Classifier._step
+
+    def overflowing_in_epoch_1(self, batch, stage):
+        loss = step(self, batch, stage)
+        if stage == "val" and self.current_epoch == 1:
+            self.sums["val"].loss.fill_(float("inf"))
+        return loss
+
+    monkeypatch.setattr(Classifier, "_step", overflowing_in_epoch_1)
+    with pytest.raises(NonFiniteLoss, match="val loss became inf at epoch 1"):
+        train_and_test(make_cfg(tmp_path, "data=digits", "trainer.max_epochs=3", *QUIET))
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["best-epoch000.ckpt", "last.ckpt"]
+    assert json.loads((tmp_path / "summary.json").read_text())["status"] == "failed"
+
+
 def test_nan_in_the_first_epoch_leaves_no_checkpoint(tmp_path):
     with pytest.raises(NonFiniteLoss):
         train_and_test(make_cfg(tmp_path, "data=digits", "optim=sgd", "optim.lr=1e9", *QUIET))

@@ -75,7 +75,7 @@ def optimizer_and_scheduler(run):
 
 
 def callback_types(run) -> set[type]:
-    return {type(c) for c in run.trainer.callbacks}
+    return {type(c) for c in callbacks.unfolded(run.trainer.callbacks)}
 
 
 def hidden_activations(kind):

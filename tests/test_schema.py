@@ -61,6 +61,7 @@ def test_precision_options_are_the_precisions_trainlab_estimates():
     (["data.split_seed=-1"], "data.split_seed", "an integer in [0, 4294967295]"),
     (["data=bbc_news", "model=text_bow", "+model.encoder.num_words=5"], "model.encoder.num_words", "data.num_words"),
     (["+data.colour=1"], "data.colour", "not a parameter of trainlab.data.ArrayDataModule"),
+    (["+model.colour=1", "+model.alpha=1"], "model.alpha", "not a model setting; known: allow_wide_bottleneck, bottleneck"),
     (["optim._target_=torch.optim.Adamm"], "optim._target_", "cannot import"),
     (["data=text_files"], "data.path", "needs one"),
     (["optim=momentum", "optim.momentum=0"], "optim.momentum", "nesterov"),

@@ -13,7 +13,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from trainlab import CONF
-from trainlab.callbacks import FitVerdict, InterruptCheckpoint
+from trainlab.callbacks import FitVerdict, InterruptCheckpoint, fold_own
 from trainlab.data import InMemoryDataModule
 from trainlab.errors import ConfigError
 from trainlab.models import MLP, build_mlp, estimate_memory
@@ -109,7 +109,8 @@ def build_trainer(cfg: DictConfig) -> L.Trainer:
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     # Without a configured ModelCheckpoint, Lightning would add its own: callbacks=none means none.
     checkpointing = any(isinstance(c, ModelCheckpoint) for c in callbacks)
-    trainer = instantiate_node(cfg.trainer, callbacks=callbacks, logger=logger, enable_checkpointing=checkpointing)
+    trainer = instantiate_node(cfg.trainer, callbacks=fold_own(callbacks), logger=logger,
+                               enable_checkpointing=checkpointing)
     if cfg.trainer.precision == "16-mixed" and isinstance(trainer.accelerator, CPUAccelerator):
         log.warning("precision=16-mixed: fp16 autocast needs a GPU; on this CPU it runs as bf16-mixed")
     return trainer

@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 from torchmetrics.functional.classification import multiclass_confusion_matrix
 
 from trainlab.build import Run
-from trainlab.callbacks import Diagnostic, FitVerdict
+from trainlab.callbacks import Diagnostic, FitVerdict, unfolded
 from trainlab.models import count_parameters
 from trainlab.module import Classifier
 
@@ -88,7 +88,7 @@ def save_predictions(trainer: L.Trainer, module: Classifier, datamodule, out: Pa
 
 def diagnostics(trainer: L.Trainer) -> tuple[dict | None, dict]:
     """The fit verdict, and the other diagnostics' reports by name (those that found something)."""
-    found = [c for c in trainer.callbacks if isinstance(c, Diagnostic) and c.report]
+    found = [c for c in unfolded(trainer.callbacks) if isinstance(c, Diagnostic) and c.report]
     verdict = next((c.report for c in found if isinstance(c, FitVerdict)), None)
     return verdict, {c.name: c.report for c in found if not isinstance(c, FitVerdict)}
 

@@ -1,12 +1,22 @@
-"""Which test trainlab.compare picks for two settings, and what it pairs, on constructed runs."""
+"""trainlab.compare on constructed runs: which test it picks and what it pairs, and the texts and values it reports."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from trainlab.compare import compare, group_settings, is_setting_override, override_key
+from trainlab.compare import (
+    Setting,
+    compare,
+    fit_summary,
+    group_settings,
+    is_setting_override,
+    override_key,
+    per_class,
+    run_metrics,
+    versus_best_text,
+)
 from trainlab.errors import ConfigError
-from trainlab.stats import mcnemar, paired_t, welch
+from trainlab.stats import Comparison, mcnemar, paired_t, welch
 
 from conftest import fake_run
 
@@ -91,7 +101,7 @@ def test_paired_replicates_on_different_samples_are_refused_naming_the_data_keys
 @pytest.mark.parametrize(("override", "key", "setting_key"), [
     ("optim=adam", "optim", True), ("+optim.foo=1", "optim.foo", True), ("~callbacks.x", "callbacks.x", True),
     ("++trainer.max_epochs=3", "trainer.max_epochs", True), ("model.hidden=[8,4]", "model.hidden", True),
-    ("data.name=a=b", "data.name", True), ("+~x=1", "x", True),
+    ("data.name=a=b", "data.name", True), ("+~x=1", "x", True), ("+Xy=1", "Xy", True),
     ("seed=3", "seed", False), ("data.split_seed=1", "data.split_seed", False), ("logger=csv", "logger", False),
     ("logger.project=x", "logger.project", False), ("hydra/launcher=joblib", "hydra/launcher", False),
     ("callbacks.progress_bar.refresh_rate=0", "callbacks.progress_bar.refresh_rate", False),
@@ -110,3 +120,59 @@ def test_replicates_without_a_recorded_seed_still_pair(tmp_path):
         s.runs[0]["replicate"] = (None, None)
         s.__dict__.pop("by_replicate", None)  # a cached mapping would hide the change
     assert compare(a, b, "val/acc").test == "paired t"
+
+
+def test_run_metrics_are_the_tested_epochs_values_and_the_test_values():
+    history = [{"epoch": 0, "val/acc": 0.5, "train/acc": 0.6, "val/loss": 1.0, "gap/acc": 0.1, "train/loss": None},
+               {"epoch": 1, "val/acc": 0.7, "train/acc": 0.8, "val/loss": 0.6, "train/loss": 0.4}]
+    summary = {"history": history, "evaluated": {"epoch": 0}, "best_epoch": 1,
+               "test": {"test/acc": 0.65, "test/loss": 0.9, "test/other": 1.0}, "best": {"val/acc": 0.1}}
+    tested = {"test/acc": 0.65, "test/loss": 0.9}
+    assert run_metrics(summary) == {"val/acc": 0.5, "train/acc": 0.6, "val/loss": 1.0, **tested}
+    del summary["evaluated"]  # an older summary: its best epoch
+    assert run_metrics(summary) == {"val/acc": 0.7, "train/acc": 0.8, "val/loss": 0.6, "train/loss": 0.4, **tested}
+    summary["history"] = []  # no history: the best epoch's record, else the final one
+    assert run_metrics(summary) == {"val/acc": 0.1, **tested}
+    del summary["best"], summary["test"]
+    assert run_metrics({**summary, "final": {"val/acc": 0.2, "val/loss": "n/a"}}) == {"val/acc": 0.2}
+    assert run_metrics({}) == {}
+
+
+def with_runs(verdicts: list[dict | None], failed_errors: list[str | None] = ()) -> Setting:
+    return Setting("s", {}, runs=[{"summary": {"verdict": v}} for v in verdicts],
+                   failed=[{"summary": {"error": e}} for e in failed_errors])
+
+
+@pytest.mark.parametrize(("verdicts", "failed", "text"), [
+    ([], ["loss became\n  nan at  step 3"], "failed: loss became nan at step 3"),
+    ([], [None], "failed: no reason recorded"),
+    ([], ["x" * 200], "failed: " + "x" * 120),
+    ([{"fit": "overfitting", "reason": "gap 0.1; val loss turned"}], [], "overfitting: gap 0.1"),
+    ([{"fit": "good fit"}], [], "good fit"),
+    ([None, {"reason": "no fit"}], [], "-"),
+    ([{"fit": "good fit"}, {"fit": "overfitting"}, {"fit": "overfitting"}], [],
+     "overfitting (2 of 3 replicates); good fit 1"),
+    ([{"fit": "good fit"}, {"fit": "overfitting"}], ["boom"], "good fit (1 of 2 replicates); overfitting 1, 1 failed"),
+    ([{"fit": "good fit"}, {"fit": "good fit"}], [], "good fit (2 of 2 replicates)"),
+])
+def test_fit_summary_of_a_setting(verdicts, failed, text):
+    assert fit_summary(with_runs(verdicts, failed)) == text
+
+
+def test_versus_best_text_names_the_test_and_holms_correction():
+    setting = with_runs([None])
+    setting.rank = "1"
+    assert versus_best_text(setting, 3) == "best"
+    setting.rank = "2"
+    assert versus_best_text(setting, 3) == "not tested (no shared evaluation or replicates)"
+    assert versus_best_text(with_runs([], ["boom"]), 3) == "-"
+    setting.versus_best, setting.p_holm = Comparison(0.01, -0.01, 0.03, 0.02, "paired t", 5), 0.2
+    assert versus_best_text(setting, 3) == "tied (paired t, p=0.2, Holm over 3)"
+    setting.p_holm = 0.012345
+    assert versus_best_text(setting, 1) == "worse (paired t, p=0.0123)"
+
+
+def test_per_class_precision_by_predicted_column_and_recall_by_true_row():
+    # rows: true class, columns: predicted; class 2 never occurs nor is predicted
+    assert per_class([[3, 1, 0], [2, 4, 0], [0, 0, 0]]) == {
+        "precision": [3 / 5, 4 / 5, None], "recall": [3 / 4, 4 / 6, None], "support": [4, 6, 0]}

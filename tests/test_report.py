@@ -13,7 +13,7 @@ import pytest
 
 from trainlab.compare import group_settings, rank
 from trainlab.pipeline import train_and_test
-from trainlab.plots import DPI, FIGSIZE
+from trainlab.plots import DPI, FIGSIZE, shorten
 from trainlab.report import (
     SETTING_COLUMNS,
     add_combinations,
@@ -24,6 +24,7 @@ from trainlab.report import (
     load_runs,
     main,
     markdown_table,
+    per_class_tables,
     run_config,
     run_overrides,
     setting_rows,
@@ -491,3 +492,74 @@ def test_sweep_claims_come_from_the_first_run_that_states_any():
     runs = [{"config": {}}, {"config": {"claims": []}}, {"config": {"claims": [{"text": "a"}]}},
             {"config": {"claims": [{"text": "b"}]}}]
     assert sweep_claims(runs) == [{"text": "a"}] and sweep_claims(runs[:2]) == []
+
+
+def test_load_runs_status_overrides_from_hydras_record_and_unreadable_summaries(tmp_path):
+    old = tmp_path / "0_x"  # a summary.json without a status (older runs): completed
+    (old / ".hydra").mkdir(parents=True)
+    (old / "summary.json").write_text(json.dumps({"final": {"val/acc": 0.5}}))
+    (old / ".hydra" / "overrides.yaml").write_text("- optim=sgd\n- seed=3\n")
+    broken = tmp_path / "1_y"
+    broken.mkdir()
+    (broken / "summary.json").write_text("{not json")
+    first, second = load_runs(tmp_path)
+    assert first["failed"] is False and first["overrides"] == ["optim=sgd", "seed=3"]
+    assert second["failed"] is True and second["summary"]["status"] == "failed"
+
+
+def test_table_rows_note_without_a_verdict_and_a_long_error_cut_to_120():
+    rows = table_rows([table_run("a", final={"val/acc": 0.5}), table_run("b", failed=True, error="x" * 200)])
+    assert rows[0][-1] == "-"
+    assert rows[1][-1] == "failed: " + "x" * 119 + "…"
+
+
+def test_per_class_tables_name_classes_by_id_without_labels_and_dash_an_absent_class(tmp_path):
+    run = fake_run(tmp_path, ["optim=adam"], 1, 0.9)
+    run["summary"]["evaluated"]["test_confusion"] = [[3, 1], [0, 0]]
+    tables = per_class_tables(group_settings([run]), None)
+    assert tables["per-class recall (test)"] == (["setting", "0", "1"], [["optim=adam", "0.750", "-"]])
+    assert tables["per-class precision (test)"] == (["setting", "0", "1"], [["optim=adam", "1.000", "0.000"]])
+
+
+def test_setting_rows_of_three_settings_and_of_one_without_train_metrics(tmp_path):
+    runs = [fake_run(tmp_path, [f"optim={name}"], s, acc + 0.002 * s)
+            for name, acc in (("adam", 0.95), ("sgd", 0.90), ("rmsprop", 0.80)) for s in (1, 2)]
+    for run in runs[-2:]:
+        for key in ("train/acc", "train/loss"):
+            run["metrics"].pop(key)
+        run["summary"]["verdict"] = {"fit": "underfitting", "reason": "r" * 200}
+    ranked = rank(group_settings(runs))
+    rows = setting_rows(ranked)
+    assert [row[9] for row in rows] == ["best", f"worse (paired t, p={ranked[1].p_holm:.3g}, Holm over 2)",
+                                        f"worse (paired t, p={ranked[2].p_holm:.3g}, Holm over 2)"]
+    assert rows[0][5] == ranked[0].estimates["train/acc"].text() and rows[0][7] == ranked[0].estimates[
+        "train/loss"].text()
+    assert rows[2][5] == rows[2][7] == "-"
+    assert rows[2][10] == shorten("underfitting (2 of 2 replicates)", 120) and rows[0][10] == "-"
+    unranked = group_settings([fake_run(tmp_path, ["optim=adam"], 1, 0.9)])[0]
+    assert setting_rows([unranked])[0][0] == "-"
+
+
+def test_settings_note_in_full():
+    def note(*replicates):
+        return settings_note([type("S", (), {"n": n}) for n in replicates])
+    tail = ("Ranked on val/acc; each setting is tested against the first (paired t over shared seeds and splits, "
+            "else McNemar on the same samples), Holm-corrected; tied = not distinguishable from the first at the "
+            "5% level. Test metrics are shown beside, never used to choose.")
+    assert note(2, 1) == ("Mean and 95% interval of the tested model (the best checkpoint) over replicates "
+                          "(Student t; one run: Wilson interval). " + tail)
+    assert note(1, 1) == ("Mean and 95% interval of the tested model (the best checkpoint) over replicates "
+                          "(one run each: Wilson interval of each accuracy). " + tail)
+
+
+def test_html_table_rows_and_stars_stripped_only():
+    assert html_table([["**Xy**", "a"], ["b*", "c"]], ["h1", "h2"]) == (
+        "<table>\n<tr><th>h1</th><th>h2</th></tr>\n<tr><td>Xy</td><td>a</td></tr>\n<tr><td>b</td><td>c</td></tr>\n"
+        "</table>")
+
+
+def test_combinations_leave_tooling_out_and_keep_seeds():
+    runs = [{"name": "r0", "overrides": ["optim=adam", "logger=none", "seed=1"]},
+            {"name": "r1", "overrides": ["optim=sgd", "logger=csv", "seed=1"]}]
+    add_combinations(runs)
+    assert [r["combination"] for r in runs] == ["optim=adam", "optim=sgd"]

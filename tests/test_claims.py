@@ -110,18 +110,28 @@ def test_claim_on_a_setting_the_sweep_did_not_run(tmp_path):
     assert record["outcome"] == "not run"
 
 
-@pytest.mark.parametrize("claim, key", [
+@pytest.mark.parametrize("claim, key, says", [
     ({"kind": "better", "setting": {"optim": "adam"}, "than": {"optim": "sgd"}, "metric": "val/accuracy"},
-     "claims[0].metric"),
-    ({"kind": "beats", "setting": {"optim": "adam"}}, "claims[0].kind"),
+     "claims[0].metric", "unknown metric 'val/accuracy'; use one of val/acc, "),
+    ({"kind": "beats", "setting": {"optim": "adam"}}, "claims[0].kind",
+     "unknown kind 'beats'; use one of better, same, best, above, below, near, turn"),
     ({"kind": "better", "setting": {"optimizer": "adam"}, "than": {"optim": "sgd"}, "metric": "val/acc"},
-     "claims[0].setting.optimizer"),
-    ({"kind": "above", "setting": {"optim": "adam"}, "metric": "val/acc"}, "claims[0].value"),
-    ({"kind": "best", "setting": {"optim": "adam"}, "metric": "test/acc"}, "claims[0].metric")])
-def test_bad_claims_name_the_key(tmp_path, claim, key):
+     "claims[0].setting.optimizer", "this sweep does not vary 'optimizer' (it varies optim)"),
+    ({"kind": "above", "setting": {"optim": "adam"}, "metric": "val/acc"}, "claims[0].value",
+     "a 'above' claim needs value"),
+    ({"kind": "best", "setting": {"optim": "adam"}, "metric": "test/acc"}, "claims[0].metric",
+     "a 'best' claim must use it")])
+def test_bad_claims_name_the_key(tmp_path, claim, key, says):
     runs = replicated(tmp_path, ADAM, 0.95) + replicated(tmp_path, SGD, 0.9)
-    with pytest.raises(ConfigError, match=rf"^{key.replace('[', '.').replace(']', '.')}: "):
+    with pytest.raises(ConfigError, match=rf"^{key.replace('[', '.').replace(']', '.')}: ") as error:
         evaluate([{"text": "bad", **claim}], settings(runs))
+    assert says in str(error.value)
+
+
+def test_turn_minimum_epochs_skip_epochs_without_a_val_loss(tmp_path):
+    history = [{"epoch": 0, "train/loss": 0.9}, *curve(True)[1:]]  # a row of training metrics only
+    record = outcome([fake_run(tmp_path, ADAM, 1, 0.9, history=history)], kind="turn", setting={})
+    assert "(epochs [1])" in record["evidence"]
 
 
 def test_replicates_pool_into_one_setting_ranked_with_ties(tmp_path):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats as sp
 
-from trainlab.stats import estimate, gap_is_noise, holm, mcnemar, paired_t, t_interval, welch, wilson
+from trainlab.stats import estimate, gap_is_noise, holm, mcnemar, no_spread, paired_t, t_interval, welch, wilson
 
 
 def test_wilson_interval_matches_the_closed_form():
@@ -58,7 +58,16 @@ def test_paired_t_matches_ttest_rel():
 
 def test_paired_t_with_no_spread_in_the_differences():
     assert paired_t([0.9, 0.8], [0.9, 0.8]).p == 1.0
-    assert paired_t([0.9, 0.8], [0.8, 0.7]).p == 0.0
+    shift = paired_t([0.9, 0.8, 0.7], [0.8, 0.7, 0.6])  # a constant shift: an interval of one point, not nan
+    assert shift.p == 0.0 and (shift.lo, shift.hi) == pytest.approx((0.1, 0.1), abs=1e-12)
+
+
+@pytest.mark.parametrize(("values", "flat"), [
+    ([0.5, 0.5], True), ([0.5, 0.5 + 0.5e-9], True), ([0.5, 0.5 + 1.5e-9], False),  # absolute below 1
+    ([1000.0, 1000.0 + 1e-7], True), ([1000.0, 1000.0 + 2e-6], False),  # relative above 1
+])
+def test_no_spread_is_equality_up_to_rounding(values, flat):
+    assert no_spread(np.array(values)) is flat
 
 
 def test_mcnemar_is_the_exact_binomial_on_discordant_samples():

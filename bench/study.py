@@ -13,7 +13,9 @@ Both are whole processes, timed from start to exit; runs are interleaved (hand, 
 
 Run:   .venv/bin/python bench/study.py            (2 repeats)
        .venv/bin/python bench/study.py --quick    (2 epochs, 1 repeat)
-Ends with `ratio study_vs_hand_script <x>` (trainlab over hand; target <= 1.10).
+       .venv/bin/python bench/study.py --replicated [--epochs N]   (the shipped study, 5 replicates: basic vs joblib)
+Ends with `ratio study_vs_hand_script <x>` (trainlab over hand; target <= 1.10), or with --replicated
+`ratio replicated_joblib_vs_basic <x>` (below 1: joblib is faster on this machine).
 """
 from __future__ import annotations
 
@@ -95,10 +97,10 @@ def run_hand(epochs: int) -> dict:
     return {"seconds": seconds, "settings": len(rows), "val_acc": {r["setting"]: r["val_acc"] for r in rows}}
 
 
-def run_trainlab(epochs: int) -> dict:
+def run_trainlab(epochs: int, replicates: int = 1, launcher: str = "basic") -> dict:
     with tempfile.TemporaryDirectory(prefix="bench_study_") as tmp:
-        command = [sys.executable, "train.py", "experiment=act_optim", "replicates=1", "logger=none",
-                   f"trainer.max_epochs={epochs}", f"hydra.sweep.dir={tmp}/sweep"]
+        command = [sys.executable, "train.py", "experiment=act_optim", f"replicates={replicates}", "logger=none",
+                   f"trainer.max_epochs={epochs}", f"hydra.sweep.dir={tmp}/sweep", f"hydra/launcher={launcher}"]
         start = time.perf_counter()
         out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=ENV)
         seconds = time.perf_counter() - start
@@ -117,10 +119,15 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, help="epochs per setting (default: the experiment's 10)")
     parser.add_argument("--repeats", type=int, help="interleaved repeats (default 2, --quick 1)")
     parser.add_argument("--hand", action="store_true", help="run the hand-written study itself (what the bench times)")
+    parser.add_argument("--replicated", action="store_true",
+                        help="instead: the study with its 5 replicates (45 runs) under the basic and the joblib launcher")
     args = parser.parse_args()
     epochs = args.epochs or (2 if args.quick else 10)
     if args.hand:
         hand_script(epochs)
+        return
+    if args.replicated:
+        replicated(epochs)
         return
     repeats = args.repeats or (1 if args.quick else 2)
     load_before = os.getloadavg()
@@ -143,6 +150,21 @@ def main() -> None:
     print(f"info study_hand_s {medians['hand']:.1f}")
     print(f"info study_trainlab_s {medians['trainlab']:.1f}")
     print(f"ratio study_vs_hand_script {medians['trainlab'] / medians['hand']:.3f}")
+
+
+def replicated(epochs: int) -> None:
+    """`experiment=act_optim` as shipped (replicates=5: 45 runs), basic launcher then joblib (all cores, one thread
+    per job): which one a 2-core machine should use."""
+    print(f"act_optim, 9 settings x 5 replicates x {epochs} epochs; {os.cpu_count()} cpus", flush=True)
+    seconds = {}
+    for launcher in ("basic", "joblib"):
+        result = run_trainlab(epochs, replicates=5, launcher=launcher)
+        seconds[launcher] = result["seconds"]
+        print(f"  {launcher:6s}: {result['seconds']:.1f} s for {result['settings']} runs, the jobs' own wall times "
+              f"{result['job_seconds']:.1f} s", flush=True)
+    print(f"info replicated_study_basic_s {seconds['basic']:.1f}")
+    print(f"info replicated_study_joblib_s {seconds['joblib']:.1f}")
+    print(f"ratio replicated_joblib_vs_basic {seconds['joblib'] / seconds['basic']:.3f}")
 
 
 if __name__ == "__main__":

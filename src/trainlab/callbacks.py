@@ -287,17 +287,6 @@ class NaNGuard(L.Callback):
 HOOKS = tuple(name for name in vars(L.Callback) if name.startswith("on_") or name in ("setup", "teardown"))
 
 
-def _nothing(*args, **kwargs) -> None:
-    return None
-
-
-def _each(methods: list):
-    def call(*args, **kwargs) -> None:
-        for method in methods:
-            method(*args, **kwargs)
-    return call
-
-
 class OwnCallbacks(L.Callback):
     """trainlab's own callbacks (diagnostics, NaN guard, interrupt checkpoint) as one Lightning callback.
 
@@ -308,9 +297,20 @@ class OwnCallbacks(L.Callback):
 
     def __init__(self, members: list[L.Callback]):
         self.members = members
-        for hook in HOOKS:
-            defined = [getattr(m, hook) for m in members if getattr(type(m), hook) is not getattr(L.Callback, hook)]
-            setattr(self, hook, defined[0] if len(defined) == 1 else _each(defined) if defined else _nothing)
+        self.defined = {hook: [getattr(m, hook) for m in members
+                               if getattr(type(m), hook) is not getattr(L.Callback, hook)] for hook in HOOKS}
+
+
+def _dispatch(hook: str):
+    def call(self, *args, **kwargs) -> None:
+        for method in self.defined[hook]:
+            method(*args, **kwargs)
+    call.__name__ = call.__qualname__ = hook
+    return call
+
+
+for _hook in HOOKS:
+    setattr(OwnCallbacks, _hook, _dispatch(_hook))
 
 
 def fold_own(callbacks: list[L.Callback]) -> list[L.Callback]:

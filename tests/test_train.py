@@ -161,6 +161,19 @@ def test_help_and_cfg_job_never_import_torch(arguments):
     assert "hydra" in imported and not {"torch", "lightning", "numpy"} & imported
 
 
+@pytest.mark.parametrize("overrides", [[], ["model=pyramid", "data=digits"]])
+def test_help_is_hydras_own_page_made_faster(overrides):
+    ours = run_cli(*overrides, "--help")
+    hydras = subprocess.run([sys.executable, "-c", "from trainlab.cli import hydra_main; hydra_main()", *overrides,
+                             "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert ours.returncode == hydras.returncode == 0 and ours.stdout == hydras.stdout
+
+
+def test_help_with_a_bad_override_is_hydras_error():
+    result = run_cli("model=bogus", "--help")
+    assert result.returncode == 1 and "Could not find 'model/bogus'" in result.stderr
+
+
 def test_cli_help_lists_groups_and_options():
     result = run_cli("--help")
     assert result.returncode == 0

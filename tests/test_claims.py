@@ -303,3 +303,48 @@ def test_best_evidence_names_the_ties_and_the_test():
     assert claims._best(claim, second, [top, second, third]) == (
         "not significant", "val/acc 0.940 [0.930, 0.950] is tied with the first, adam (0.950 [0.940, 0.960]; "
                            "paired t p=0.3, Holm)")
+
+
+@pytest.mark.parametrize(("claim", "evidence"), [
+    ({"setting": {"optim": "rmsprop"}, "than": {"optim": "sgd"}},
+     "0 completed settings of this sweep match setting {'optim': 'rmsprop'}; exactly one is needed"),
+    ({"setting": {"optim": "adam"}, "than": {"optim": "rmsprop"}},
+     "0 completed settings of this sweep match than {'optim': 'rmsprop'}; exactly one is needed"),
+    ({"setting": {"optim": "adam"}, "than": {"optim": "momentum"}},  # it ran, and every run failed
+     "0 completed settings of this sweep match than {'optim': 'momentum'}; exactly one is needed"),
+    ({"setting": {}, "than": {"optim": "sgd"}},
+     "3 completed settings of this sweep match setting {}; exactly one is needed"),
+])
+def test_claims_on_settings_that_did_not_complete_say_which_side(tmp_path, claim, evidence):
+    failed = fake_run(tmp_path, ["optim=momentum"], 1, 0.1)
+    failed["failed"] = True
+    runs = [*replicated(tmp_path, ADAM, 0.95), *replicated(tmp_path, SGD, 0.9), failed,
+            fake_run(tmp_path, ["optim=adamw"], 1, 0.93)]
+    record = outcome(runs, kind="better", metric="val/acc", **claim)
+    assert record["outcome"] == "not run" and record["evidence"] == evidence
+
+
+def test_a_claims_record_keeps_what_it_states(tmp_path):
+    ranked = settings(replicated(tmp_path, ADAM, 0.95) + replicated(tmp_path, SGD, 0.9))
+    claim = {"text": "t", "source": "003", "kind": "same", "setting": {"optim": "adam"}, "than": {"optim": "sgd"},
+             "metric": "val/acc", "tolerance": 0.5}
+    (record,) = evaluate([claim], ranked)
+    assert {k: v for k, v in record.items() if k not in ("outcome", "evidence")} == claim
+    (record,) = evaluate([{"text": "t", "kind": "turn", "setting": {"optim": "adam"}}], ranked)
+    assert set(record) == {"text", "kind", "setting", "outcome", "evidence"}
+
+
+@pytest.mark.parametrize(("claim", "says"), [
+    ({"kind": "better", "setting": {"optim": "adam"}, "than": {"optimizer": "sgd"}, "metric": "val/acc"},
+     "claims.0..than.optimizer: this sweep does not vary 'optimizer' \\(it varies activation, optim\\)"),
+])
+def test_claims_may_name_only_swept_keys_on_either_side(tmp_path, claim, says):
+    runs = replicated(tmp_path, ["optim=adam", "activation=relu"], 0.95) + replicated(tmp_path, SGD, 0.9)
+    with pytest.raises(ConfigError, match=says):
+        evaluate([{"text": "bad", **claim}], settings(runs))
+
+
+def test_a_sweep_that_varies_nothing_says_so(tmp_path):
+    with pytest.raises(ConfigError, match=r"it varies nothing\); name a swept key"):
+        evaluate([{"text": "x", "kind": "turn", "setting": {"optim": "adam"}}],
+                 settings([fake_run(tmp_path, [], 1, 0.9)]))

@@ -12,11 +12,12 @@ from trainlab.compare import (
     is_setting_override,
     override_key,
     per_class,
+    rank,
     run_metrics,
     versus_best_text,
 )
 from trainlab.errors import ConfigError
-from trainlab.stats import Comparison, mcnemar, paired_t, welch
+from trainlab.stats import Comparison, mcnemar, paired_t, welch, wilson
 
 from conftest import fake_run
 
@@ -176,3 +177,45 @@ def test_per_class_precision_by_predicted_column_and_recall_by_true_row():
     # rows: true class, columns: predicted; class 2 never occurs nor is predicted
     assert per_class([[3, 1, 0], [2, 4, 0], [0, 0, 0]]) == {
         "precision": [3 / 5, 4 / 5, None], "recall": [3 / 4, 4 / 6, None], "support": [4, 6, 0]}
+
+
+def test_settings_are_named_by_what_differs_and_keep_values_with_an_equals_sign(tmp_path):
+    runs = [fake_run(tmp_path, ["data.path=a=b.csv", "optim=adam", "activation=relu"], 1, 0.9),
+            fake_run(tmp_path, ["data.path=a=b.csv", "optim=sgd", "activation=tanh"], 1, 0.8)]
+    adam, sgd = group_settings(runs)
+    assert (adam.name, sgd.name) == ("optim=adam, activation=relu", "optim=sgd, activation=tanh")
+    assert adam.overrides == {"data.path": "a=b.csv", "optim": "adam", "activation": "relu"}
+    (alone,) = group_settings(runs[:1])
+    assert alone.name == "data.path=a=b.csv, optim=adam, activation=relu"
+
+
+def test_single_runs_get_wilson_intervals_on_their_own_evaluation_sets(tmp_path):
+    run = fake_run(tmp_path, ["optim=adam"], 1, 0.9)
+    run["summary"]["evaluated"]["test_samples"] = 200
+    (s,) = group_settings([run])
+    for metric, total in (("val/acc", 500), ("train/acc", 500), ("test/acc", 200)):
+        value = run["metrics"][metric]
+        assert (s.estimates[metric].method, s.estimates[metric].lo) == ("wilson", wilson(round(value * total), total).lo)
+    assert s.estimates["val/loss"].method == ""  # a loss has no sample count to make an interval from
+    del run["summary"]["evaluated"]
+    (s,) = group_settings([run])
+    assert s.estimates["val/acc"].method == ""
+
+
+def test_replicate_intervals_stay_inside_what_a_metric_can_be(tmp_path):
+    runs = [fake_run(tmp_path, ["optim=adam"], seed, acc, val_loss=loss)
+            for seed, acc, loss in ((1, 0.999, 0.01), (2, 0.96, 0.30), (3, 0.998, 0.02))]
+    (s,) = group_settings(runs)
+    assert s.estimates["val/acc"].hi == 1.0 and s.estimates["val/acc"].lo < 0.96
+    assert s.estimates["val/loss"].lo == 0.0 and s.estimates["val/loss"].hi > 0.3
+
+
+def test_a_lower_is_better_metric_ranks_the_lowest_first(tmp_path):
+    runs = [fake_run(tmp_path, [f"optim={name}"], 1, 0.9, val_loss=loss) for name, loss in (("adam", 0.5), ("sgd", 0.2))]
+    assert [s.name for s in rank(group_settings(runs), "val/loss")] == ["optim=sgd", "optim=adam"]
+
+
+def test_fit_summary_lists_every_other_verdict():
+    fits = ["good fit", "good fit", "overfitting", "underfitting"]
+    assert fit_summary(with_runs([{"fit": f} for f in fits])) == (
+        "good fit (2 of 4 replicates); overfitting 1, underfitting 1")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats as sp
 
-from trainlab.stats import estimate, gap_is_noise, holm, mcnemar, no_spread, paired_t, t_interval, welch, wilson
+from trainlab.stats import Estimate, estimate, gap_is_noise, holm, mcnemar, no_spread, paired_t, t_interval, welch, wilson
 
 
 def test_wilson_interval_matches_the_closed_form():
@@ -120,3 +120,10 @@ def test_mcnemar_takes_0_1_lists_and_gives_the_interval_of_the_per_sample_differ
     reference = sp.ttest_1samp(np.array(a, float) - np.array(b, float), 0.0).confidence_interval(confidence_level=0.95)
     assert (result.lo, result.hi) == pytest.approx((reference.low, reference.high), abs=1e-12)
     assert result.n == 100 and result.lo < result.difference < result.hi
+
+
+def test_t_interval_of_one_value_has_no_interval_and_of_equal_values_a_point():
+    one = t_interval([0.5])
+    assert (one.mean, one.n, one.method) == (0.5, 1, "") and math.isnan(one.lo) and math.isnan(one.hi)
+    assert t_interval([0.5, 0.5, 0.5]) == Estimate(0.5, 0.5, 0.5, 3, "t")
+    assert estimate([0.2, 0.4, 0.3], low=0.25).n == 3

@@ -175,7 +175,7 @@ def evaluate(claims: list[dict], ranked: list[Setting]) -> list[dict]:
         completed = [s for s in matches if s.runs]
         if len(completed) != 1 or len(others) != 1 or (others[0] is not None and not others[0].runs):
             missing = "setting" if len(completed) != 1 else "than"
-            count = len(completed) if missing == "setting" else len(others)
+            count = len(completed) if missing == "setting" else sum(bool(o.runs) for o in others)
             outcome, evidence = NOT_RUN, (f"{count} completed settings of this sweep match {missing} "
                                           f"{claim[missing]}; exactly one is needed")
         elif claim["kind"] in ("better", "same"):

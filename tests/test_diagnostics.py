@@ -124,6 +124,24 @@ def test_fit_verdict_reads_only_epochs_with_both_train_and_val_metrics():
     assert fit_verdict([first, {"epoch": 1, "val/loss": 5.0, "val/acc": 0.1}])["fit"] == "good fit"
 
 
+def test_fit_verdict_reasons_in_full():
+    def epoch(i, train_acc, val_acc, val_loss):
+        return {"epoch": i, "train/acc": train_acc, "val/acc": val_acc, "train/loss": 0.1, "val/loss": val_loss}
+
+    turned = fit_verdict([epoch(0, 0.95, 0.94, 0.2), epoch(1, 0.96, 0.94, 0.4)])
+    assert turned["reason"] == ("train acc 0.960 vs val acc 0.940 (gap 0.020); val loss 0.4000 is 100% above its "
+                                "minimum 0.2000 at epoch 0: early stopping should have stopped there; regularise or "
+                                "get more data")
+    good = fit_verdict([epoch(0, 0.95, 0.94, 0.2)])
+    assert good["reason"] == "train acc 0.950, val acc 0.940 (gap 0.010), val loss near its minimum"
+    noisy = fit_verdict([epoch(0, 0.96, 0.90, 0.2)], samples=(50, 50))
+    assert noisy["reason"] == (f"train acc 0.960, val acc 0.900 (gap 0.060, p={noisy['gap_p']:.2g} on 50 val samples; "
+                               "within the sampling noise), val loss near its minimum")
+    # Overfitting by the gap, val loss exactly turn_tolerance above its minimum (exact binary values): no stop epoch.
+    gap = fit_verdict([epoch(0, 0.95, 0.80, 0.5), epoch(1, 0.99, 0.85, 0.625)], turn_tolerance=0.25)
+    assert gap["fit"] == "overfitting" and gap["stop_epoch"] is None
+
+
 @pytest.mark.parametrize(("last_val_loss", "tolerance", "fit"), [
     (0.2039, 0.02, "good fit"),      # 1.95% above the minimum 0.2: within the tolerance
     (0.2041, 0.02, "overfitting"),   # 2.05% above: the turn counts

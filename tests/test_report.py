@@ -563,3 +563,22 @@ def test_combinations_leave_tooling_out_and_keep_seeds():
             {"name": "r1", "overrides": ["optim=sgd", "logger=csv", "seed=1"]}]
     add_combinations(runs)
     assert [r["combination"] for r in runs] == ["optim=adam", "optim=sgd"]
+
+
+def test_combinations_of_one_run_and_of_runs_that_do_not_differ():
+    alone = [{"name": "r0", "overrides": ["optim=adam", "seed=1"]}]
+    add_combinations(alone)
+    assert alone[0]["combination"] == "optim=adam, seed=1"
+    same = [{"name": "r0", "overrides": ["optim=adam"]}, {"name": "r1", "overrides": ["optim=adam"]}]
+    add_combinations(same)
+    assert [r["combination"] for r in same] == ["r0", "r1"]
+    bare = [{"name": "r0", "overrides": ["logger=none"]}]
+    add_combinations(bare)
+    assert bare[0]["combination"] == "default"
+
+
+def test_setting_rows_cut_a_failed_settings_reason_to_120(tmp_path):
+    failed = fake_run(tmp_path, ["optim=sgd"], 1, 0.1)
+    failed["failed"], failed["summary"]["error"] = True, "x" * 200
+    (row,) = setting_rows(group_settings([failed]))
+    assert row[10] == "failed: " + "x" * 111 + "…"

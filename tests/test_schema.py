@@ -52,6 +52,8 @@ def test_precision_options_are_the_precisions_trainlab_estimates():
     (["init=bogus_scheme"], "init", None),
     (["init=normal", "init.scheme=bogus"], "init.scheme", "must be one of default, zeros"),
     (["init=kaiming_normal", "+init.nonlinearity=tanh"], "init.nonlinearity", "the activation"),
+    (["init=kaiming_normal", "+init.gain=2"], "init.gain", "init=kaiming_normal takes it from the activation group"),
+    (["init=xavier_normal", "+init.gain=2"], "init.gain", "init=xavier_normal takes it from the activation group"),
     (["activation=gelu", "+activation.approximate=fast"], "activation.approximate", "one of none, tanh"),
     (["trainer.devices=0"], "trainer.devices", "an integer >= 1"),
     (["logger=wandb", "logger.mode=cloud"], "logger.mode", "one of online, offline, disabled"),

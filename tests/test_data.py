@@ -126,3 +126,22 @@ def test_splits_move_to_the_training_device_when_they_fit_and_batches_are_sliced
     text = instantiate(make_cfg(tmp_path, "data=bbc_news", "model=text_bow").data, shuffle_seed=0,
                        inputs="multi_hot", num_words=100)
     assert not text.place_on(torch.device("meta"), budget=10**9)  # sparse word rows stay in host memory
+
+
+@pytest.mark.parametrize(("x", "y", "message"), [
+    (np.array([[np.nan, 1.0], [np.inf, 2.0]] * 10), np.arange(20) % 2,
+     "data: the features contain 20 NaN/inf values; clean or impute them"),
+    (np.ones((20, 2)), np.arange(20) % 2 - 1, "data: labels must be integer class ids 0..K-1"),
+])
+def test_bad_data_messages_in_full(x, y, message):
+    with pytest.raises(ConfigError) as error:
+        ArrayDataModule(lambda: (x, y))
+    assert str(error.value) == message
+
+
+def test_images_are_flattened_and_any_integer_labels_become_class_ids():
+    x = np.arange(40 * 2 * 3, dtype=np.int16).reshape(40, 2, 3)
+    dm = ArrayDataModule(lambda: (x, (np.arange(40) % 2).astype(np.int32)), scaler="none")
+    features, labels = dm.splits["train"]
+    assert features.dtype == torch.float32 and features.shape[1] == dm.num_features == 6
+    assert labels.dtype == torch.long and dm.num_classes == 2

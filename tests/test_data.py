@@ -145,3 +145,25 @@ def test_images_are_flattened_and_any_integer_labels_become_class_ids():
     features, labels = dm.splits["train"]
     assert features.dtype == torch.float32 and features.shape[1] == dm.num_features == 6
     assert labels.dtype == torch.long and dm.num_classes == 2
+
+
+def test_array_data_is_standardised_on_the_training_split_by_default():
+    rng = np.random.default_rng(0)
+    dm = ArrayDataModule(lambda: (rng.normal(5.0, 3.0, size=(200, 3)), np.arange(200) % 2))
+    train = dm.splits["train"][0]
+    assert torch.allclose(train.mean(0), torch.zeros(3), atol=1e-5) and torch.allclose(train.std(0, unbiased=False),
+                                                                                       torch.ones(3), atol=1e-4)
+
+
+def test_array_data_for_a_text_model_names_the_text_data():
+    with pytest.raises(ConfigError) as error:
+        ArrayDataModule(lambda: (np.ones((20, 2)), np.arange(20) % 2), inputs="word_ids")
+    assert str(error.value) == "model: model=text_* needs text data: data=bbc_news, imdb, rotten_tomatoes or text_files"
+
+
+def test_splits_keep_each_class_in_proportion():
+    labels = np.repeat(np.arange(10), 20)  # 20 of each class
+    dm = ArrayDataModule(lambda: (np.random.default_rng(0).normal(size=(200, 2)), labels), val_fraction=0.1,
+                         test_fraction=0.1)
+    for name, size in (("train", 16), ("val", 2), ("test", 2)):
+        assert torch.bincount(dm.splits[name][1], minlength=10).tolist() == [size] * 10

@@ -49,9 +49,11 @@ class EpochSums:
         if self.loss is None:
             return None
         local = torch.stack([self.loss, self.correct, torch.tensor(float(self.count), device=self.loss.device)])
-        loss, correct, count = reduce(local).tolist()
+        total = reduce(local)
+        # Means in float32, as self.log records them: the history and the logged metrics are the same numbers.
+        loss, acc, count = torch.cat([total[:2] / total[2], total[2:]]).tolist()
         self.reset()
-        return loss / count, correct / count, int(count)
+        return loss, acc, int(count)
 
 
 class Classifier(L.LightningModule):

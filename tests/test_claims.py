@@ -330,6 +330,9 @@ def test_a_claims_record_keeps_what_it_states(tmp_path):
              "metric": "val/acc", "tolerance": 0.5}
     (record,) = evaluate([claim], ranked)
     assert {k: v for k, v in record.items() if k not in ("outcome", "evidence")} == claim
+    above = {"text": "t", "kind": "above", "setting": {"optim": "adam"}, "metric": "val/acc", "value": 0.9}
+    (record,) = evaluate([above], ranked)
+    assert {k: v for k, v in record.items() if k not in ("outcome", "evidence")} == above
     (record,) = evaluate([{"text": "t", "kind": "turn", "setting": {"optim": "adam"}}], ranked)
     assert set(record) == {"text", "kind", "setting", "outcome", "evidence"}
 

@@ -137,6 +137,12 @@ def test_fit_verdict_reasons_in_full():
     noisy = fit_verdict([epoch(0, 0.96, 0.90, 0.2)], samples=(50, 50))
     assert noisy["reason"] == (f"train acc 0.960, val acc 0.900 (gap 0.060, p={noisy['gap_p']:.2g} on 50 val samples; "
                                "within the sampling noise), val loss near its minimum")
+    half = fit_verdict([epoch(0, 0.95, 0.94, 0.2), epoch(1, 0.96, 0.94, 0.3)])
+    assert "val loss 0.3000 is 50% above its minimum 0.2000" in half["reason"]
+    small_gap = fit_verdict([epoch(0, 0.95, 0.94, 0.2)], samples=(50, 50))  # noise, but no gap worth explaining
+    assert "within" not in small_gap["reason"]
+    at_gap = fit_verdict([epoch(0, 0.75, 0.5, 0.2)], underfit_acc=0.5, overfit_gap=0.25, samples=(4, 4))
+    assert at_gap["fit"] == "good fit" and "within" not in at_gap["reason"]
     # Overfitting by the gap, val loss exactly turn_tolerance above its minimum (exact binary values): no stop epoch.
     gap = fit_verdict([epoch(0, 0.95, 0.80, 0.5), epoch(1, 0.99, 0.85, 0.625)], turn_tolerance=0.25)
     assert gap["fit"] == "overfitting" and gap["stop_epoch"] is None

@@ -129,7 +129,7 @@ def test_splits_move_to_the_training_device_when_they_fit_and_batches_are_sliced
 
 
 @pytest.mark.parametrize(("x", "y", "message"), [
-    (np.array([[np.nan, 1.0], [np.inf, 2.0]] * 10), np.arange(20) % 2,
+    (np.array([[np.nan, 1.0, 2.0], [np.inf, 2.0, 3.0]] * 10), np.arange(20) % 2,  # 20 bad of 60
      "data: the features contain 20 NaN/inf values; clean or impute them"),
     (np.ones((20, 2)), np.arange(20) % 2 - 1, "data: labels must be integer class ids 0..K-1"),
 ])

@@ -169,6 +169,11 @@ def test_help_is_hydras_own_page_made_faster(overrides):
     assert ours.returncode == hydras.returncode == 0 and ours.stdout == hydras.stdout
 
 
+def test_a_help_template_asking_for_hydras_flags_gets_hydras_page():
+    result = run_cli("hydra.help.template='flags: $FLAGS_HELP'", "--help")
+    assert result.returncode == 0 and result.stdout.startswith("flags: --help,-h : Application's help\n")
+
+
 def test_help_with_a_bad_override_is_hydras_error():
     result = run_cli("model=bogus", "--help")
     assert result.returncode == 1 and "Could not find 'model/bogus'" in result.stderr

@@ -187,8 +187,11 @@ class InterruptCheckpoint(L.Callback):
         self.path = Path(dirpath) / f"{filename}.ckpt"
 
     def on_exception(self, trainer, pl_module, exception) -> None:
-        # Weights a NaN or inf reached (a NaN guard stop, a crash after a blow-up) are nothing to resume from.
-        if isinstance(exception, NonFiniteLoss) or not all(torch.isfinite(p).all() for p in pl_module.parameters()):
+        # A NaN guard stop, or weights a NaN or inf reached (a crash after a blow-up): nothing to resume from.
+        if isinstance(exception, NonFiniteLoss):
+            log.warning("a non-finite loss stopped training: no %s is written", self.path.name)
+            return
+        if not all(torch.isfinite(p).all() for p in pl_module.parameters()):
             log.warning("the weights are no longer finite: no %s is written", self.path.name)
             return
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import signal
+import string
 import sys
 
 import hydra
@@ -68,21 +69,22 @@ def hydra_main(cfg: DictConfig) -> float | None:
     return run_job(cfg)
 
 
-def help_text(overrides: list[str]) -> str:
-    """Hydra's `--help` page for these overrides, without Hydra's cost: it builds a config repository per option of
-    every group, its own included (~2 s here); the groups are read from conf/ and the config composed once."""
+def help_text(overrides: list[str]) -> str | None:
+    """Hydra's `--help` page for these overrides, from its own template, without Hydra's cost: it lists the groups
+    by building a config repository per option of every group, its own included (~2 s here); here they are read
+    from conf/ and the config composed once. None for a template that asks for Hydra's flags or groups."""
     from hydra import compose, initialize_config_dir
 
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("train", overrides=overrides, return_hydra_config=True)
-    groups = "\n".join(f"{group.name}: {', '.join(sorted(option.stem for option in group.glob('*.yaml')))}"
-                       for group in sorted(CONF.iterdir(), key=lambda path: path.name) if group.is_dir())
-    help_cfg = cfg.hydra.help
+    template = string.Template(cfg.hydra.help.template)
+    if {"FLAGS_HELP", "HYDRA_CONFIG_GROUPS"} & set(template.get_identifiers()):
+        return None
+    groups = "".join(f"{group.name}: {', '.join(sorted(option.stem for option in group.glob('*.yaml')))}\n"
+                     for group in sorted(CONF.iterdir(), key=lambda path: path.name) if group.is_dir())
     with open_dict(cfg):
         del cfg["hydra"]
-    return (f"{help_cfg.header}\n== Configuration groups ==\nCompose your configuration from those groups "
-            f"(group=option)\n\n{groups}\n\n\n== Config ==\nOverride anything in the config (foo.bar=value)\n\n"
-            f"{OmegaConf.to_yaml(cfg)}\n\n{help_cfg.footer}\n")
+    return template.substitute(APP_CONFIG_GROUPS=groups, CONFIG=OmegaConf.to_yaml(cfg))
 
 
 def main() -> float | None:
@@ -97,8 +99,10 @@ def main() -> float | None:
         from omegaconf.errors import OmegaConfBaseException
 
         try:
-            print(help_text([a for a in sys.argv[1:] if a not in flags]))
-            return None
+            text = help_text([a for a in sys.argv[1:] if a not in flags])
         except (HydraException, OmegaConfBaseException):
-            pass  # a bad override: Hydra reports it its own way
+            text = None  # a bad override: Hydra reports it its own way
+        if text is not None:
+            print(text)
+            return None
     return hydra_main()

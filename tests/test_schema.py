@@ -78,6 +78,21 @@ def test_wrong_values_anywhere_are_one_config_error(tmp_path, overrides, key, sa
     assert says in str(error.value)
 
 
+@pytest.mark.parametrize(("init", "says"), [
+    ({"std": 1.0}, "init.std: init=default does not take it; it takes bias"),  # no scheme key: the default's
+    ({"scheme": "normal", "a": 0}, "init.a: init=normal does not take it; it takes bias, mean, std"),
+    ({"scheme": "kaiming_normal", "gain": 2},
+     "init.gain: init=kaiming_normal takes it from the activation group (activation=...), not from init"),
+    ({"scheme": "uniform", "a": 1, "b": 1}, "init.b: must be above init.a=1 (the range to draw from), got 1"),
+])
+def test_init_checks_say_in_full_what_is_wrong(init, says):
+    from trainlab.schema import _check_init
+
+    with pytest.raises(ConfigError) as error:
+        _check_init(init)
+    assert str(error.value) == says
+
+
 # Rules are built in the test body (partial), not at collection: `make mutation` only sees code that runs in a test.
 INT1, INT03, UNIT = partial(Integer, 1), partial(Integer, 0, 3), partial(Number, 0, 1)
 

@@ -63,6 +63,9 @@ def test_precision_options_are_the_precisions_trainlab_estimates():
     (["data.split_seed=-1"], "data.split_seed", "an integer in [0, 4294967295]"),
     (["data=bbc_news", "model=text_bow", "+model.encoder.num_words=5"], "model.encoder.num_words", "data.num_words"),
     (["+data.colour=1"], "data.colour", "not a parameter of trainlab.data.ArrayDataModule"),
+    (["+data.self=1"], "data.self", "not a parameter of trainlab.data.ArrayDataModule"),  # `self` is no parameter
+    (["+optim.self=1"], "optim.self", "not a parameter of torch.optim.Adam"),
+    (["+data.loader.colour=1"], "data.loader.colour", "not a parameter of trainlab.data.load_mnist_5k"),  # a function
     (["+model.colour=1", "+model.alpha=1"], "model.alpha", "not a model setting; known: allow_wide_bottleneck, bottleneck"),
     (["optim._target_=torch.optim.Adamm"], "optim._target_", "cannot import"),
     (["data=text_files"], "data.path", "needs one"),

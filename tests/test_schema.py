@@ -96,6 +96,22 @@ def test_init_checks_say_in_full_what_is_wrong(init, says):
     assert str(error.value) == says
 
 
+@pytest.mark.parametrize(("prefix", "node", "says"), [
+    ("data", {"_target_": "trainlab.data.ArrayDataModule", "shuffle_seed": 1},
+     "data.shuffle_seed: is set by trainlab from seed; leave it out of the config"),
+    # The keys trainlab sets itself (shuffle_seed, inputs) are not offered.
+    ("data", {"_target_": "trainlab.data.ArrayDataModule", "colour": 1}, "data.colour: not a parameter of "
+     "trainlab.data.ArrayDataModule; it takes batch_size, loader, scaler, split_seed, test_fraction, val_fraction"),
+    ("x", {"_target_": "os.getcwd", "colour": 1}, "x.colour: not a parameter of os.getcwd; it takes none"),
+])
+def test_keys_a_target_does_not_take_are_named_with_what_it_takes(prefix, node, says):
+    from trainlab.schema import _check_parameters
+
+    with pytest.raises(ConfigError) as error:
+        _check_parameters(prefix, node)
+    assert str(error.value) == says
+
+
 # Rules are built in the test body (partial), not at collection: `make mutation` only sees code that runs in a test.
 INT1, INT03, UNIT = partial(Integer, 1), partial(Integer, 0, 3), partial(Number, 0, 1)
 

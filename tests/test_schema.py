@@ -69,7 +69,8 @@ def test_precision_options_are_the_precisions_trainlab_estimates():
     (["+model.colour=1", "+model.alpha=1"], "model.alpha", "not a model setting; known: allow_wide_bottleneck, bottleneck"),
     (["optim._target_=torch.optim.Adamm"], "optim._target_", "cannot import"),
     (["data=text_files"], "data.path", "needs one"),
-    (["optim=momentum", "optim.momentum=0"], "optim.momentum", "nesterov"),
+    (["optim=momentum", "optim.momentum=0"], "optim.momentum",
+     "nesterov momentum needs optim.momentum > 0; raise it, or optim.nesterov=false"),
 ])
 def test_wrong_values_anywhere_are_one_config_error(tmp_path, overrides, key, says):
     if says is None:  # an unknown option is Hydra's to refuse, at composition
@@ -79,6 +80,10 @@ def test_wrong_values_anywhere_are_one_config_error(tmp_path, overrides, key, sa
     with pytest.raises(ConfigError) as error:
         check(make_cfg(tmp_path, *overrides))
     assert error.value.key == key and says in str(error.value)
+
+
+def test_nesterov_with_momentum_is_accepted(tmp_path):
+    check(make_cfg(tmp_path, "optim=momentum", "optim.nesterov=true", "optim.momentum=0.5"))
 
 
 def test_values_are_checked_as_resolved(tmp_path):
@@ -93,6 +98,7 @@ def test_values_are_checked_as_resolved(tmp_path):
     ({"scheme": "kaiming_normal", "gain": 2},
      "init.gain: init=kaiming_normal takes it from the activation group (activation=...), not from init"),
     ({"scheme": "uniform", "a": 1, "b": 1}, "init.b: must be above init.a=1 (the range to draw from), got 1"),
+    ({"scheme": "uniform", "b": -1}, "init.b: must be above init.a=0.0 (the range to draw from), got -1"),  # a's default
 ])
 def test_init_checks_say_in_full_what_is_wrong(init, says):
     from trainlab.schema import _check_init

@@ -15,7 +15,8 @@ from trainlab.build import compose_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
-os.environ.update(HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1", WANDB_MODE="offline")
+# No data cache (conf/data/mnist.yaml): every test makes its splits, as a mutated split must be seen to.
+os.environ.update(HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1", WANDB_MODE="offline", TRAINLAB_CACHE="")
 
 
 def make_cfg(tmp_path: Path, *overrides: str) -> DictConfig:

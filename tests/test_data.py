@@ -1,6 +1,10 @@
 """Splits, scaling without leakage, and the in-memory batch path."""
 from __future__ import annotations
 
+import gzip
+import logging
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import numpy as np
@@ -9,10 +13,10 @@ import torch
 from hydra.utils import instantiate
 
 from trainlab.build import build_datamodule
-from trainlab.data import ArrayDataModule, TensorBatches
+from trainlab.data import ArrayDataModule, TensorBatches, load_mnist_5k, read_csv_cached
 from trainlab.errors import ConfigError
 
-from conftest import make_cfg
+from conftest import ROOT, make_cfg
 
 
 def datamodule(tmp_path, *overrides):
@@ -24,6 +28,103 @@ def test_mnist_is_the_embedded_5k_sample(tmp_path):
     assert (dm.num_features, dm.num_classes) == (784, 10)
     assert sum(len(y) for _, y in dm.splits.values()) == 5000
     assert [len(dm.splits[s][1]) for s in ("train", "val", "test")] == [4000, 500, 500]
+
+
+def write_csv_gz(path, table):
+    path.write_bytes(gzip.compress("\n".join(",".join(f"{v:g}" for v in row) for row in table).encode()))
+    return path
+
+
+def test_cached_csv_is_the_parsed_table_and_needs_no_pandas(tmp_path, monkeypatch):
+    table = np.array([[0, 255, 3], [7.5, 1, 9]], dtype=np.float32)
+    source, cache = write_csv_gz(tmp_path / "t.csv.gz", table), tmp_path / "cache"
+    np.testing.assert_array_equal(read_csv_cached(source, str(cache)), table)
+    assert len(list(cache.glob("t.csv.gz-*.npz"))) == 1
+    monkeypatch.setitem(sys.modules, "pandas", None)  # `import pandas` now fails: a hit must not parse
+    hit = read_csv_cached(source, str(cache))
+    assert hit.dtype == np.float32 and np.array_equal(hit, table)
+
+
+def test_a_changed_source_is_parsed_again(tmp_path):
+    source, cache = write_csv_gz(tmp_path / "t.csv.gz", [[1, 2]]), str(tmp_path / "cache")
+    read_csv_cached(source, cache)
+    write_csv_gz(source, [[3, 4]])
+    np.testing.assert_array_equal(read_csv_cached(source, cache), [[3, 4]])
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 2
+
+
+def test_a_torn_cache_entry_is_parsed_again_and_rewritten(tmp_path, caplog):
+    source, cache = write_csv_gz(tmp_path / "t.csv.gz", [[1, 2]]), tmp_path / "cache"
+    read_csv_cached(source, str(cache))
+    entry = next(cache.glob("*.npz"))
+    entry.write_bytes(entry.read_bytes()[:20])
+    with caplog.at_level(logging.WARNING, logger="trainlab.data"):
+        np.testing.assert_array_equal(read_csv_cached(source, str(cache)), [[1, 2]])
+    assert "unreadable" in caplog.text
+    np.testing.assert_array_equal(np.load(entry)["table"], [[1, 2]])
+
+
+def test_a_cache_that_cannot_be_written_only_warns(tmp_path, caplog):
+    source, blocker = write_csv_gz(tmp_path / "t.csv.gz", [[1, 2]]), tmp_path / "file"
+    blocker.write_text("a file where the cache folder would go")
+    with caplog.at_level(logging.WARNING, logger="trainlab.data"):
+        np.testing.assert_array_equal(read_csv_cached(source, str(blocker / "cache")), [[1, 2]])
+    assert "could not write cache entry" in caplog.text
+
+
+def test_mnist_from_the_cache_equals_mnist_parsed(tmp_path):
+    load_mnist_5k.cache_clear()
+    parsed = load_mnist_5k(None)
+    load_mnist_5k(str(tmp_path))  # writes the entry
+    load_mnist_5k.cache_clear()
+    cached = load_mnist_5k(str(tmp_path))
+    assert all(np.array_equal(a, b) and a.dtype == b.dtype for a, b in zip(parsed, cached, strict=True))
+
+
+def cached_digits(tmp_path, *overrides):
+    return datamodule(tmp_path, "data=digits", f"+data.cache_dir={tmp_path / 'cache'}", *overrides)
+
+
+@pytest.mark.parametrize("scaler", ["standard", "minmax", "none"])
+def test_splits_from_the_cache_equal_splits_made_afresh(tmp_path, scaler):
+    fresh = datamodule(tmp_path, "data=digits", f"data.scaler={scaler}")
+    made, hit = (cached_digits(tmp_path, f"data.scaler={scaler}") for _ in range(2))
+    assert len(list((tmp_path / "cache").glob("splits-*.npz"))) == 1
+    for dm in (made, hit):
+        assert all(torch.equal(dm.splits[s][i], fresh.splits[s][i]) for s in ("train", "val", "test") for i in (0, 1))
+    assert "scaler" not in vars(hit)  # not fitted until asked for
+    if scaler != "none":  # made again from the data, it is the same fit: a user's file is encoded alike
+        np.testing.assert_array_equal(hit.scaler.transform(np.eye(64)), fresh.scaler.transform(np.eye(64)))
+    else:
+        assert hit.scaler is None
+
+
+@pytest.mark.parametrize("override", ["data.split_seed=1", "data.val_fraction=0.2", "data.scaler=minmax"])
+def test_every_option_of_the_splits_has_its_own_cache_entry(tmp_path, override):
+    cached_digits(tmp_path)
+    other = cached_digits(tmp_path, override)
+    assert len(list((tmp_path / "cache").glob("splits-*.npz"))) == 2
+    assert not torch.equal(other.splits["val"][0], datamodule(tmp_path, "data=digits").splits["val"][0])
+
+
+def test_changed_data_gets_its_own_cache_entry(tmp_path):
+    x, y = np.random.default_rng(0).normal(size=(60, 3)), np.arange(60) % 2
+    first = ArrayDataModule(lambda: (x, y), cache_dir=str(tmp_path), val_fraction=0.2, test_fraction=0.2)
+    x[0, 0] += 1
+    second = ArrayDataModule(lambda: (x, y), cache_dir=str(tmp_path), val_fraction=0.2, test_fraction=0.2)
+    assert len(list(tmp_path.glob("splits-*.npz"))) == 2
+    assert not all(torch.equal(first.splits[s][0], second.splits[s][0]) for s in ("train", "val", "test"))
+
+
+def test_a_run_on_cached_mnist_never_imports_sklearn_or_pandas(tmp_path):
+    # What start-up on the default data saves: importing them is ~0.5 s here.
+    code = ("import sys; from hydra.utils import instantiate; from omegaconf import OmegaConf; "
+            "from trainlab.pipeline import train_and_test; "
+            f"cfg = OmegaConf.load('conf/data/mnist.yaml'); cfg.cache_dir = {str(tmp_path)!r}; instantiate(cfg); "
+            "print(sorted({'sklearn', 'pandas'} & set(sys.modules)))")
+    runs = [subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+            for _ in range(2)]
+    assert [run.stdout.strip() for run in runs] == ["['pandas', 'sklearn']", "[]"], runs[-1].stderr[-2000:]
 
 
 def test_digits_sizes_are_read_from_data(tmp_path):

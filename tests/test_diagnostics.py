@@ -317,6 +317,37 @@ def test_own_callbacks_are_one_lightning_callback_that_calls_each_members_hooks_
     assert counting.report == {"steps": 6, "epochs": 2}  # each hook once, not once per member or per callback
 
 
+def test_lightning_skips_the_hooks_a_callback_leaves_idle(tmp_path):
+    import lightning as L
+    from lightning.pytorch.callbacks import EarlyStopping
+
+    from trainlab.callbacks import BestAndLastCheckpoint, NaNGuard, fold_own
+
+    class Counting(L.Callback):
+        def __init__(self):
+            self.steps = 0
+
+        def on_train_batch_end(self, *args):
+            self.steps += 1
+
+    counting, stopping = Counting(), EarlyStopping("val/loss")
+    callbacks = fold_own([counting, stopping, NaNGuard()])
+    assert counting.on_train_batch_start is None and counting.on_train_batch_end is not None
+    assert stopping.on_train_batch_end is None and stopping.on_validation_end is not None
+    assert callbacks[-1].on_before_backward is None and callbacks[-1].on_train_batch_end is not None
+    assert callbacks[-1].on_save_checkpoint is not None  # called on every callback, callable or not
+    assert BestAndLastCheckpoint().on_train_batch_end is None  # saves at epoch ends only: no hook per step
+    assert BestAndLastCheckpoint(every_n_train_steps=5).on_train_batch_end is not None
+    run = build_run(make_cfg(tmp_path, "data=digits", *QUIET))
+    # Were Lightning to call a None hook, this fit would fail with "'NoneType' object is not callable".
+    trainer = L.Trainer(max_epochs=2, limit_train_batches=3, limit_val_batches=1, logger=False, callbacks=callbacks,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(run.module, datamodule=run.datamodule)
+    trainer.save_checkpoint(tmp_path / "after.ckpt")
+    assert counting.steps == 6 and torch.isfinite(stopping.best_score)  # the hooks they define still ran
+    assert (tmp_path / "after.ckpt").exists()
+
+
 def test_a_non_finite_val_loss_fails_the_run_before_that_epochs_checkpoints(tmp_path, monkeypatch):
     # Weights that overflow in an epoch's last steps leave its training losses finite and its val loss inf.
     from trainlab.module import Classifier

@@ -53,6 +53,8 @@ RULES: dict[str, Rule] = {
     "paths.output_dir": FOLDER,
     # data
     "data.loader.return_X_y": FLAG,
+    "data.loader.cache_dir": Either(NULL, TEXT),
+    "data.cache_dir": Either(NULL, TEXT),
     "data.scaler": NamesIn("trainlab.data:SCALERS"),
     "data.val_fraction": FRACTION,
     "data.test_fraction": FRACTION,

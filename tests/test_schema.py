@@ -113,7 +113,8 @@ def test_init_checks_say_in_full_what_is_wrong(init, says):
      "data.shuffle_seed: is set by trainlab from seed; leave it out of the config"),
     # The keys trainlab sets itself (shuffle_seed, inputs) are not offered.
     ("data", {"_target_": "trainlab.data.ArrayDataModule", "colour": 1}, "data.colour: not a parameter of "
-     "trainlab.data.ArrayDataModule; it takes batch_size, loader, scaler, split_seed, test_fraction, val_fraction"),
+     "trainlab.data.ArrayDataModule; it takes batch_size, cache_dir, loader, scaler, split_seed, test_fraction, "
+     "val_fraction"),
     ("x", {"_target_": "os.getcwd", "colour": 1}, "x.colour: not a parameter of os.getcwd; it takes none"),
 ])
 def test_keys_a_target_does_not_take_are_named_with_what_it_takes(prefix, node, says):

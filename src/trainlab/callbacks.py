@@ -298,6 +298,11 @@ HOOKS = tuple(name for name in vars(L.Callback) if name.startswith("on_") or nam
 SKIPPABLE = tuple(hook for hook in HOOKS if hook not in ("on_save_checkpoint", "on_load_checkpoint"))
 
 
+def defines(callback: L.Callback, hook: str) -> bool:
+    """Whether the callback's class has its own `hook`, rather than Lightning's no-op."""
+    return getattr(type(callback), hook) is not getattr(L.Callback, hook)
+
+
 def skip_idle_hooks(callback: L.Callback) -> L.Callback:
     """`callback`, its hooks that are still Lightning's no-ops set to None on the instance, so Lightning skips them.
 
@@ -305,7 +310,7 @@ def skip_idle_hooks(callback: L.Callback) -> L.Callback:
     (ModelCheckpoint and EarlyStopping build theirs with repr() each time): ~4 us a hook here, ~8 hooks a step.
     """
     for hook in SKIPPABLE:
-        if getattr(type(callback), hook) is getattr(L.Callback, hook):
+        if not defines(callback, hook):
             setattr(callback, hook, None)
     return callback
 
@@ -320,8 +325,7 @@ class OwnCallbacks(L.Callback):
 
     def __init__(self, members: list[L.Callback]):
         self.members = members
-        self.defined = {hook: [getattr(m, hook) for m in members
-                               if getattr(type(m), hook) is not getattr(L.Callback, hook)] for hook in HOOKS}
+        self.defined = {hook: [getattr(m, hook) for m in members if defines(m, hook)] for hook in HOOKS}
         for hook in SKIPPABLE:
             if not self.defined[hook]:
                 setattr(self, hook, None)

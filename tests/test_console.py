@@ -11,6 +11,7 @@ import pytest
 
 from trainlab import console
 from trainlab.build import build_run
+from trainlab.module import STEP_LOSS
 from trainlab.pipeline import train_and_test
 
 from conftest import ROOT, make_cfg
@@ -88,3 +89,22 @@ def test_bars_name_the_eval_mode_train_sample(tmp_path):
                         num_sanity_val_steps=0)
     trainer.fit(run.module, datamodule=run.datamodule)
     assert seen == ["Validation (val split)", "Validation (train sample, eval mode)"]
+
+
+def test_bars_show_the_last_logged_step_loss(tmp_path):
+    run = build_run(make_cfg(tmp_path, "data=digits", "logger=none", "callbacks=none"))
+    bars = console.ProgressBars(refresh_rate=1)
+    shown = []
+
+    class Postfix(L.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            shown.append((bars.train_progress_bar.postfix or "", bars.get_metrics(trainer, pl_module).get(STEP_LOSS),
+                          outputs["loss"].item()))
+
+    trainer = L.Trainer(max_epochs=1, limit_train_batches=3, limit_val_batches=1, logger=False, log_every_n_steps=1,
+                        enable_checkpointing=False, enable_model_summary=False, callbacks=[bars, Postfix()],
+                        num_sanity_val_steps=0)
+    trainer.fit(run.module, datamodule=run.datamodule)
+    assert len(shown) == 3
+    for postfix, shown_loss, loss in shown:
+        assert shown_loss == pytest.approx(loss) and f"{STEP_LOSS}=" in postfix

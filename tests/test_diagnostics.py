@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import re
 
+import lightning as L
 import pytest
 import torch
 import torch.nn.functional as F
@@ -447,3 +448,29 @@ def test_nan_guard_read_every_few_steps_stops_before_the_epochs_checkpoints(tmp_
     assert first_line.startswith("loss became non-finite at epoch 1") and bad <= seen
     assert seen - bad < 7
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["best-epoch000.ckpt", "last.ckpt"]
+
+
+def test_training_steps_read_no_value_back_between_logging_steps(tmp_path, monkeypatch):
+    # Each read of a tensor's value (.item()) stalls a GPU's queue. With the guard read every 10 steps (as on
+    # a GPU) only the steps the logger writes, the guard and gradient flow read, every 10 steps; Lightning
+    # would read a prog_bar value back at every step after it is first logged.
+    reads, steps_reading = [0], []
+    item = torch.Tensor.item
+
+    def counted_item(tensor):
+        reads[0] += 1
+        return item(tensor)
+
+    class ReadsPerStep(L.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            steps_reading.append(reads[0] > 0)  # the previous step, from its start to this one's
+            reads[0] = 0
+
+    run = build_run(make_cfg(tmp_path, "data=digits", "data.batch_size=16", "trainer.max_epochs=1", "logger=csv",
+                             "callbacks.progress_bar.refresh_rate=0", "callbacks.nan_guard.every_n_steps=10",
+                             "callbacks.gradient_flow.every_n_steps=10", "trainer.log_every_n_steps=10"))
+    run.trainer.callbacks.append(ReadsPerStep())
+    monkeypatch.setattr(torch.Tensor, "item", counted_item)
+    run.trainer.fit(run.module, datamodule=run.datamodule)
+    assert len(steps_reading) > 60
+    assert 0 < sum(steps_reading[1:]) <= 0.25 * len(steps_reading)

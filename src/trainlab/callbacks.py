@@ -210,7 +210,7 @@ class NaNGuard(L.Callback):
 
     Reading a loss back is free on the CPU but stalls a GPU's queue, so there the guard keeps the first
     bad step on the device and reads it every `every_n_steps` steps (default: the Trainer's
-    log_every_n_steps, when the progress bar reads the loss anyway) and at each epoch's end, before
+    log_every_n_steps, when the logger reads the loss anyway) and at each epoch's end, before
     that epoch's checkpoints are written. `every_n_steps=1` checks every step anywhere.
     """
 

@@ -15,7 +15,7 @@ from rich.syntax import Syntax
 from rich.text import Text
 from rich.tree import Tree
 
-from trainlab.module import VAL_LOADERS
+from trainlab.module import STEP_LOSS, VAL_LOADERS
 
 EPOCH_KEYS = ("train/loss", "train/acc", "val/loss", "val/acc")
 VAL_DESCRIPTIONS = {"val": "Validation (val split)", "train": "Validation (train sample, eval mode)"}
@@ -27,7 +27,14 @@ def progress_bar(refresh_rate: int = 20) -> ProgressBar:
 
 
 class ProgressBars(TQDMProgressBar):
-    """Lightning's bars, with the second validation loader named for what it is."""
+    """Lightning's bars, with the second validation loader named for what it is and the last logged step loss."""
+
+    def get_metrics(self, trainer, pl_module) -> dict:
+        metrics = super().get_metrics(trainer, pl_module)
+        loss = trainer.callback_metrics.get(STEP_LOSS)  # read back here, once a redraw, not at every step
+        if loss is not None:
+            metrics[STEP_LOSS] = loss.item()
+        return metrics
 
     def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
         super().on_validation_batch_start(trainer, pl_module, batch, batch_idx, dataloader_idx)

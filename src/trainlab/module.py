@@ -14,6 +14,7 @@ from trainlab.optim import build_optimizer
 # fixed training sample measured in eval mode exactly as "val" is, so the two curves compare.
 STAGES = ("fit", "train", "val", "test")
 VAL_LOADERS = ("val", "train")  # the datamodule's validation loaders, in order
+STEP_LOSS = "train/loss_step"  # logged every Trainer(log_every_n_steps) steps
 
 
 def output_size(num_classes: int) -> int:
@@ -97,9 +98,11 @@ class Classifier(L.LightningModule):
     def training_step(self, batch, batch_idx):
         loss = self._step(batch, "fit")
         # A self.log call costs about as much as a small MLP's whole step: call it only on the steps the
-        # logger writes (Trainer(log_every_n_steps)); epoch metrics come from the torchmetrics above.
+        # logger writes (Trainer(log_every_n_steps)); epoch metrics come from the sums above. Not prog_bar:
+        # Lightning would read the value back (.item()) at every later step of the epoch, a host sync per
+        # step on a GPU; the bars read it when they redraw (console.ProgressBars).
         if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
-            self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
+            self.log(STEP_LOSS, loss, on_step=True, on_epoch=False)
         return loss
 
     def validation_step(self, batch, batch_idx, dataloader_idx: int = 0):

@@ -21,8 +21,10 @@ same tensors, taken from trainlab's own datamodule, starting from the same weigh
 
 An epoch is timed from on_train_epoch_start to the end of that epoch's validation (for hand: the same
 span; on a GPU after torch.cuda.synchronize()); "full" epochs (start to next start: also checkpoint writing
-and epoch-end logging) are shown too. Runs are interleaved (hand, best_hand, floor, ...) so machine load
-hits all alike; every epoch of every repeat is pooled and the median taken.
+and epoch-end logging) are shown too, and with --threads 1 on the CPU the process's CPU seconds over the
+same span (info lines): they leave out the time the process waited for a core another one held. Runs are
+interleaved (hand, best_hand, floor, ...) so machine load hits all alike; every epoch of every repeat is
+pooled and the median taken.
 
 Run:   .venv/bin/python bench/speed.py                  (CPU, batches 128 and 32, 10 epochs x 3 repeats)
        .venv/bin/python bench/speed.py --quick          (4 epochs x 2 repeats)
@@ -64,7 +66,8 @@ from trainlab.optim import build_optimizer  # noqa: E402
 
 
 class EpochTimer(Diagnostic):
-    """`epoch_s`: on_train_epoch_start -> on_validation_end; `full_s`: epoch start -> next start (or train end).
+    """`epoch_s`: on_train_epoch_start -> on_validation_end; `full_s`: epoch start -> next start (or train end);
+    `cpu_s`: the process's CPU seconds over the `epoch_s` span.
 
     A trainlab Diagnostic: trainlab.summary writes its `report` into summary["diagnostics"]["epoch_timer"].
     """
@@ -73,20 +76,22 @@ class EpochTimer(Diagnostic):
 
     def __init__(self):
         super().__init__()
-        self.report = {"epoch_s": [], "full_s": []}
+        self.report = {"epoch_s": [], "full_s": [], "cpu_s": []}
         self._start: float | None = None
+        self._cpu_start = 0.0
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         sync()
         now = time.perf_counter()
         if self._start is not None:
             self.report["full_s"].append(now - self._start)
-        self._start = now
+        self._start, self._cpu_start = now, time.process_time()
 
     def on_validation_end(self, trainer, pl_module) -> None:
         if not trainer.sanity_checking and self._start is not None:
             sync()
             self.report["epoch_s"].append(time.perf_counter() - self._start)
+            self.report["cpu_s"].append(time.process_time() - self._cpu_start)
 
     def on_train_end(self, trainer, pl_module) -> None:
         sync()
@@ -127,10 +132,10 @@ def run_hand(batch: int, epochs: int, tmp: str, fused: bool = False) -> dict:
     (x, y), val = dm.splits["train"], dm.splits["val"]
     evals = {"val": val, "train": (x[sample], y[sample])}
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3, **({"fused": True} if fused else {}))
-    times, acc = [], {}
+    times, cpu, acc = [], [], {}
     for epoch in range(epochs):
         sync()
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         net.train()
         order = torch.randperm(len(y), generator=torch.Generator().manual_seed(cfg.seed + epoch)).to(DEVICE)
         for i in range(0, len(y), batch):
@@ -149,7 +154,8 @@ def run_hand(batch: int, epochs: int, tmp: str, fused: bool = False) -> dict:
                     correct = correct + (logits.argmax(1) == ye[i:i + batch]).sum()
                 acc[name], acc[name + "_loss"] = correct.item() / len(ye), total_loss.item() / len(ye)
         times.append(time.perf_counter() - start)
-    return {"epoch_s": times, "full_s": times, "val_acc": acc["val"], "epochs": epochs}
+        cpu.append(time.process_time() - cpu_start)
+    return {"epoch_s": times, "full_s": times, "cpu_s": cpu, "val_acc": acc["val"], "epochs": epochs}
 
 
 def run_best_hand(batch: int, epochs: int, tmp: str) -> dict:
@@ -301,20 +307,21 @@ def main() -> None:
                       f"val acc {result['val_acc']:.4f}", flush=True)
     load_after = os.getloadavg()
 
-    medians: dict[tuple[str, int], tuple[float, float]] = {}
+    medians: dict[tuple[str, int], tuple[float, float, float]] = {}
     print("\nmedian per-epoch wall time (train + per-epoch evaluation), all epochs of all repeats pooled:")
     for (method, batch), runs in results.items():
         epoch = statistics.median(t for r in runs for t in r["epoch_s"])
         full = statistics.median(t for r in runs for t in r["full_s"])
-        medians[method, batch] = epoch, full
+        cpu = statistics.median(t for r in runs for t in r["cpu_s"])
+        medians[method, batch] = epoch, full, cpu
         accs = " ".join(f"{r['val_acc']:.4f}" for r in runs)
-        print(f"  b{batch:<4d} {method:9s} epoch {epoch:.4f} s  full epoch {full:.4f} s  "
+        print(f"  b{batch:<4d} {method:9s} epoch {epoch:.4f} s  full epoch {full:.4f} s  cpu {cpu:.4f} s  "
               f"epochs run {[r['epochs'] for r in runs]}  final val acc {accs}")
     print(f"load average: {load_before[0]:.2f} at start, {load_after[0]:.2f} at end "
           f"(1/5/15 min at end: {', '.join(f'{v:.2f}' for v in load_after)})")
 
-    def ratio(num: str, den: str, batch: int) -> float:
-        return medians[num, batch][0] / medians[den, batch][0]
+    def ratio(num: str, den: str, batch: int, column: int = 0) -> float:
+        return medians[num, batch][column] / medians[den, batch][column]
 
     for batch, _ in PLANS[args.device]:
         print(f"info floor_vs_hand_b{batch}: {ratio('floor', 'hand', batch):.3f} (Lightning's own cost: a loss-only "
@@ -325,7 +332,12 @@ def main() -> None:
               "trainlab's optimizer kernel)")
         print(f"info best_hand_vs_hand_b{batch}: {ratio('best_hand', 'hand', batch):.3f} (fused Adam vs torch's default)")
         print(f"info full-epoch template_vs_hand_b{batch}: "
-              f"{medians['trainlab', batch][1] / medians['hand', batch][1]:.3f} (checkpoints, epoch-end logging)")
+              f"{ratio('trainlab', 'hand', batch, 1):.3f} (checkpoints, epoch-end logging)")
+        if torch.get_num_threads() == 1 and DEVICE.type == "cpu":
+            print(f"info cpu-time template_vs_floor_b{batch}: {ratio('trainlab', 'floor', batch, 2):.3f}, "
+                  f"template_vs_hand_b{batch}: {ratio('trainlab', 'hand', batch, 2):.3f}, bare_vs_floor_b{batch}: "
+                  f"{ratio('bare', 'floor', batch, 2):.3f} (the process's CPU seconds: time spent waiting for "
+                  "a core another process holds is left out)")
     for batch, _ in PLANS[args.device]:
         print(f"ratio template_vs_floor_b{batch} {ratio('trainlab', 'floor', batch):.3f}")
         print(f"ratio template_vs_hand_b{batch} {ratio('trainlab', 'hand', batch):.3f}")

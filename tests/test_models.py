@@ -10,7 +10,7 @@ from torch import nn
 
 from trainlab.build import build_net
 from trainlab.errors import ConfigError
-from trainlab.models import hidden_widths
+from trainlab.models import hidden_widths, init_weights
 from trainlab.schema import check
 
 from conftest import make_cfg
@@ -100,6 +100,16 @@ def test_xavier_gain_follows_activation(tmp_path, activation, gain):
     w = linear_weights(net)[1]  # 512 -> 10
     expected_std = gain * math.sqrt(2 / (512 + 10))
     assert w.std().item() == pytest.approx(expected_std, rel=0.05)
+
+
+@pytest.mark.parametrize(("activation", "gain"), [
+    (nn.SELU(), 3 / 4), (nn.LeakyReLU(0.3), math.sqrt(2 / (1 + 0.3**2))),
+    (nn.ELU(), 1.0), (nn.GELU(), 1.0), (nn.SiLU(), 1.0), (nn.Identity(), 1.0)])  # torch knows no gain: linear
+def test_gain_of_activations_torch_knows_and_linear_for_the_rest(activation, gain):
+    torch.manual_seed(0)
+    layer = nn.Linear(1000, 100)
+    init_weights(layer, "xavier_normal", activation=activation)
+    assert layer.weight.std().item() == pytest.approx(gain * math.sqrt(2 / (1000 + 100)), rel=0.03)
 
 
 @pytest.mark.parametrize("model", ["hourglass", "pyramid", "uniform", "custom", "bnnet", "text_bow", "text_embed"])

@@ -104,12 +104,22 @@ def test_xavier_gain_follows_activation(tmp_path, activation, gain):
 
 @pytest.mark.parametrize(("activation", "gain"), [
     (nn.SELU(), 3 / 4), (nn.LeakyReLU(0.3), math.sqrt(2 / (1 + 0.3**2))),
-    (nn.ELU(), 1.0), (nn.GELU(), 1.0), (nn.SiLU(), 1.0), (nn.Identity(), 1.0)])  # torch knows no gain: linear
+    (nn.ELU(), 1.0), (nn.GELU(), 1.0), (nn.SiLU(), 1.0), (nn.Identity(), 1.0),  # torch knows no gain: linear
+    (None, 1.0)])
 def test_gain_of_activations_torch_knows_and_linear_for_the_rest(activation, gain):
     torch.manual_seed(0)
     layer = nn.Linear(1000, 100)
     init_weights(layer, "xavier_normal", activation=activation)
     assert layer.weight.std().item() == pytest.approx(gain * math.sqrt(2 / (1000 + 100)), rel=0.03)
+
+
+@pytest.mark.parametrize(("activation", "gain"), [(nn.ReLU(), math.sqrt(2)), (nn.LeakyReLU(0.0), math.sqrt(2)),
+                                                 (nn.LeakyReLU(0.5), math.sqrt(2 / (1 + 0.5**2)))])
+def test_kaiming_takes_the_relu_familys_slope(activation, gain):
+    torch.manual_seed(0)
+    layer = nn.Linear(1000, 100)
+    init_weights(layer, "kaiming_normal", activation=activation)
+    assert layer.weight.std().item() == pytest.approx(gain / math.sqrt(1000), rel=0.03)
 
 
 @pytest.mark.parametrize("model", ["hourglass", "pyramid", "uniform", "custom", "bnnet", "text_bow", "text_embed"])
@@ -154,6 +164,12 @@ def test_other_init_schemes(tmp_path):
 def test_impossible_shapes(tmp_path, overrides, key):
     with pytest.raises(ConfigError, match=key):
         build(tmp_path, *overrides)
+
+
+def test_hidden_widths_by_default_are_three_layers_around_256():
+    assert hidden_widths("uniform") == [256, 256, 256]
+    assert hidden_widths("pyramid") == [256, 128, 64]
+    assert hidden_widths("hourglass", width=512) == [512, 256, 512]  # the bottleneck's default
 
 
 def test_inverted_hourglass_when_asked():

@@ -172,6 +172,28 @@ def test_hidden_widths_by_default_are_three_layers_around_256():
     assert hidden_widths("hourglass", width=512) == [512, 256, 512]  # the bottleneck's default
 
 
+@pytest.mark.parametrize(("kwargs", "widths"), [
+    ({"shape": "pyramid", "width": 4, "depth": 3}, [4, 2, 1]),  # halves down to exactly one unit
+    ({"shape": "pyramid", "width": 4, "depth": 0}, []),
+    ({"shape": "hourglass", "width": 128, "bottleneck": 128}, [128, 128, 128]),  # as wide as width: not inverted
+])
+def test_shapes_at_their_limits(kwargs, widths):
+    assert hidden_widths(**kwargs) == widths
+
+
+@pytest.mark.parametrize(("kwargs", "key", "message"), [
+    ({"shape": "pyramid", "width": 4, "depth": 4}, "model.width",
+     "4 cannot halve 3 times; widen it or lower model.depth"),
+    ({"shape": "hourglass", "width": 128, "bottleneck": 129}, "model.bottleneck",
+     "129 is wider than model.width=128; lower it, or set model.allow_wide_bottleneck=true for an inverted hourglass"),
+    ({"shape": "star"}, "model.shape", "unknown shape 'star'; use hourglass, pyramid, uniform or custom"),
+])
+def test_impossible_shapes_name_their_key_and_fix(kwargs, key, message):
+    with pytest.raises(ConfigError) as error:
+        hidden_widths(**kwargs)
+    assert error.value.key == key and str(error.value) == f"{key}: {message}"
+
+
 def test_inverted_hourglass_when_asked():
     assert hidden_widths("hourglass", width=64, bottleneck=256, depth=3, allow_wide_bottleneck=True) == [64, 256, 64]
 

@@ -240,6 +240,22 @@ def test_bad_data_messages_in_full(x, y, message):
     assert str(error.value) == message
 
 
+@pytest.mark.parametrize(("fractions", "message"), [
+    ({"val_fraction": 0.5, "test_fraction": 0.5}, "val_fraction + test_fraction must leave a training split"),
+    ({"val_fraction": 0.0}, "with 20 samples of 2 classes, val_fraction=0.0 and test_fraction=0.1 leave a split with "
+                            "fewer samples than classes (or empty); make the fractions larger"),
+])
+def test_impossible_fractions_messages_in_full(fractions, message):
+    with pytest.raises(ConfigError) as error:
+        ArrayDataModule(lambda: (np.ones((20, 2)), np.arange(20) % 2), **fractions)
+    assert str(error.value) == f"data.val_fraction: {message}"
+
+
+def test_split_and_batch_defaults():
+    dm = ArrayDataModule(lambda: (np.ones((20, 2)), np.arange(20) % 2))
+    assert (dm.val_fraction, dm.test_fraction, dm.split_seed, dm.batch_size, dm.shuffle_seed) == (0.1, 0.1, 0, 128, 0)
+
+
 def test_images_are_flattened_and_any_integer_labels_become_class_ids():
     x = np.arange(40 * 2 * 3, dtype=np.int16).reshape(40, 2, 3)
     dm = ArrayDataModule(lambda: (x, (np.arange(40) % 2).astype(np.int32)), scaler="none")

@@ -262,6 +262,8 @@ def test_images_are_flattened_and_any_integer_labels_become_class_ids():
     features, labels = dm.splits["train"]
     assert features.dtype == torch.float32 and features.shape[1] == dm.num_features == 6
     assert labels.dtype == torch.long and dm.num_classes == 2
+    rows, _ = dm.load()  # float32 rows before the split: no float64 copy of a user's data
+    assert rows.dtype == np.float32 and rows.shape == (40, 6)
 
 
 def test_array_data_is_standardised_on_the_training_split_by_default():

@@ -13,7 +13,7 @@ import torch
 from hydra.utils import instantiate
 
 from trainlab.build import build_datamodule
-from trainlab.data import ArrayDataModule, TensorBatches, load_mnist_5k, read_csv_cached
+from trainlab.data import ArrayDataModule, InMemoryDataModule, TensorBatches, load_mnist_5k, read_csv_cached
 from trainlab.errors import ConfigError
 
 from conftest import ROOT, make_cfg
@@ -249,6 +249,18 @@ def test_impossible_fractions_messages_in_full(fractions, message):
     with pytest.raises(ConfigError) as error:
         ArrayDataModule(lambda: (np.ones((20, 2)), np.arange(20) % 2), **fractions)
     assert str(error.value) == f"data.val_fraction: {message}"
+
+
+@pytest.mark.parametrize("empty", ["train", "val", "test"])
+def test_an_empty_split_names_its_fraction(empty):
+    class GivenSplits(InMemoryDataModule):  # data that comes already split, as a Hub dataset does
+        def prepare_splits(self):
+            x, y = torch.ones(3, 2), torch.arange(3)
+            self.splits = {name: (x[:0], y[:0]) if name == empty else (x[:1], y[:1]) for name in ("train", "val", "test")}
+
+    with pytest.raises(ConfigError) as error:
+        GivenSplits()
+    assert str(error.value) == f"data.{empty}_fraction: the {empty} split is empty; make the fraction larger"
 
 
 def test_split_and_batch_defaults():

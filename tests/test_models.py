@@ -27,6 +27,7 @@ def build(tmp_path, *overrides, features=784, classes=10):
     (["model=hourglass"], [784, 512, 256, 512, 10]),
     (["model=hourglass", "model.depth=5"], [784, 512, 362, 256, 362, 512, 10]),
     (["model=hourglass", "model.depth=1"], [784, 256, 10]),
+    (["model=hourglass", "model.depth=4"], [784, 512, 256, 256, 512, 10]),  # even: the bottleneck twice
     (["model=pyramid"], [784, 512, 256, 128, 10]),
     (["model=uniform", "model.width=64", "model.depth=3"], [784, 64, 64, 64, 10]),
     (["model=uniform", "model.depth=0"], [784, 10]),

@@ -307,21 +307,20 @@ def main() -> None:
                       f"val acc {result['val_acc']:.4f}", flush=True)
     load_after = os.getloadavg()
 
-    medians: dict[tuple[str, int], tuple[float, float, float]] = {}
+    medians: dict[tuple[str, int], dict[str, float]] = {}
     print("\nmedian per-epoch wall time (train + per-epoch evaluation), all epochs of all repeats pooled:")
     for (method, batch), runs in results.items():
-        epoch = statistics.median(t for r in runs for t in r["epoch_s"])
-        full = statistics.median(t for r in runs for t in r["full_s"])
-        cpu = statistics.median(t for r in runs for t in r["cpu_s"])
-        medians[method, batch] = epoch, full, cpu
+        m = medians[method, batch] = {key: statistics.median(t for r in runs for t in r[key])
+                                      for key in ("epoch_s", "full_s", "cpu_s")}
         accs = " ".join(f"{r['val_acc']:.4f}" for r in runs)
-        print(f"  b{batch:<4d} {method:9s} epoch {epoch:.4f} s  full epoch {full:.4f} s  cpu {cpu:.4f} s  "
+        print(f"  b{batch:<4d} {method:9s} epoch {m['epoch_s']:.4f} s  full epoch {m['full_s']:.4f} s  "
+              f"cpu {m['cpu_s']:.4f} s  "
               f"epochs run {[r['epochs'] for r in runs]}  final val acc {accs}")
     print(f"load average: {load_before[0]:.2f} at start, {load_after[0]:.2f} at end "
           f"(1/5/15 min at end: {', '.join(f'{v:.2f}' for v in load_after)})")
 
-    def ratio(num: str, den: str, batch: int, column: int = 0) -> float:
-        return medians[num, batch][column] / medians[den, batch][column]
+    def ratio(num: str, den: str, batch: int, key: str = "epoch_s") -> float:
+        return medians[num, batch][key] / medians[den, batch][key]
 
     for batch, _ in PLANS[args.device]:
         print(f"info floor_vs_hand_b{batch}: {ratio('floor', 'hand', batch):.3f} (Lightning's own cost: a loss-only "
@@ -332,11 +331,11 @@ def main() -> None:
               "trainlab's optimizer kernel)")
         print(f"info best_hand_vs_hand_b{batch}: {ratio('best_hand', 'hand', batch):.3f} (fused Adam vs torch's default)")
         print(f"info full-epoch template_vs_hand_b{batch}: "
-              f"{ratio('trainlab', 'hand', batch, 1):.3f} (checkpoints, epoch-end logging)")
+              f"{ratio('trainlab', 'hand', batch, 'full_s'):.3f} (checkpoints, epoch-end logging)")
         if torch.get_num_threads() == 1 and DEVICE.type == "cpu":
-            print(f"info cpu-time template_vs_floor_b{batch}: {ratio('trainlab', 'floor', batch, 2):.3f}, "
-                  f"template_vs_hand_b{batch}: {ratio('trainlab', 'hand', batch, 2):.3f}, bare_vs_floor_b{batch}: "
-                  f"{ratio('bare', 'floor', batch, 2):.3f} (the process's CPU seconds: time spent waiting for "
+            print(f"info cpu-time template_vs_floor_b{batch}: {ratio('trainlab', 'floor', batch, 'cpu_s'):.3f}, "
+                  f"template_vs_hand_b{batch}: {ratio('trainlab', 'hand', batch, 'cpu_s'):.3f}, bare_vs_floor_b{batch}: "
+                  f"{ratio('bare', 'floor', batch, 'cpu_s'):.3f} (the process's CPU seconds: time spent waiting for "
                   "a core another process holds is left out)")
     for batch, _ in PLANS[args.device]:
         print(f"ratio template_vs_floor_b{batch} {ratio('trainlab', 'floor', batch):.3f}")

@@ -75,36 +75,35 @@ def test_config_tree_prints_brackets_as_they_are(tmp_path, capsys):
     assert "optimized_metric: [red]val/acc[/x]" in capsys.readouterr().out
 
 
-def test_bars_name_the_eval_mode_train_sample(tmp_path):
+def fit_with_bars(tmp_path, spy: L.Callback, **trainer_options) -> None:
+    """A short digits run with trainlab's bars redrawn every step, and `spy` watching them."""
     run = build_run(make_cfg(tmp_path, "data=digits", "logger=none", "callbacks=none"))
-    bars = console.ProgressBars(refresh_rate=1)
+    spy.bars = console.ProgressBars(refresh_rate=1)
+    trainer = L.Trainer(max_epochs=1, limit_val_batches=1, logger=False, enable_checkpointing=False,
+                        enable_model_summary=False, callbacks=[spy.bars, spy], num_sanity_val_steps=0, **trainer_options)
+    trainer.fit(run.module, datamodule=run.datamodule)
+
+
+def test_bars_name_the_eval_mode_train_sample(tmp_path):
     seen = []
 
     class Descriptions(L.Callback):
         def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
-            seen.append(bars.val_progress_bar.desc.rstrip(": "))
+            seen.append(self.bars.val_progress_bar.desc.rstrip(": "))
 
-    trainer = L.Trainer(max_epochs=1, limit_train_batches=2, limit_val_batches=1, logger=False,
-                        enable_checkpointing=False, enable_model_summary=False, callbacks=[bars, Descriptions()],
-                        num_sanity_val_steps=0)
-    trainer.fit(run.module, datamodule=run.datamodule)
+    fit_with_bars(tmp_path, Descriptions(), limit_train_batches=2)
     assert seen == ["Validation (val split)", "Validation (train sample, eval mode)"]
 
 
 def test_bars_show_the_last_logged_step_loss(tmp_path):
-    run = build_run(make_cfg(tmp_path, "data=digits", "logger=none", "callbacks=none"))
-    bars = console.ProgressBars(refresh_rate=1)
     shown = []
 
     class Postfix(L.Callback):
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-            shown.append((bars.train_progress_bar.postfix or "", bars.get_metrics(trainer, pl_module).get(STEP_LOSS),
-                          outputs["loss"].item()))
+            shown.append((self.bars.train_progress_bar.postfix or "",
+                          self.bars.get_metrics(trainer, pl_module).get(STEP_LOSS), outputs["loss"].item()))
 
-    trainer = L.Trainer(max_epochs=1, limit_train_batches=3, limit_val_batches=1, logger=False, log_every_n_steps=1,
-                        enable_checkpointing=False, enable_model_summary=False, callbacks=[bars, Postfix()],
-                        num_sanity_val_steps=0)
-    trainer.fit(run.module, datamodule=run.datamodule)
+    fit_with_bars(tmp_path, Postfix(), limit_train_batches=3, log_every_n_steps=1)
     assert len(shown) == 3
     for postfix, shown_loss, loss in shown:
         assert shown_loss == pytest.approx(loss) and f"{STEP_LOSS}=" in postfix

@@ -229,26 +229,22 @@ def test_splits_move_to_the_training_device_when_they_fit_and_batches_are_sliced
     assert not text.place_on(torch.device("meta"), budget=10**9)  # sparse word rows stay in host memory
 
 
-@pytest.mark.parametrize(("x", "y", "message"), [
-    (np.array([[np.nan, 1.0, 2.0], [np.inf, 2.0, 3.0]] * 10), np.arange(20) % 2,  # 20 bad of 60
+TWO_CLASSES = (np.ones((20, 2)), np.arange(20) % 2)
+
+
+@pytest.mark.parametrize(("x", "y", "options", "message"), [
+    (np.array([[np.nan, 1.0, 2.0], [np.inf, 2.0, 3.0]] * 10), np.arange(20) % 2, {},  # 20 bad of 60
      "data: the features contain 20 NaN/inf values; clean or impute them"),
-    (np.ones((20, 2)), np.arange(20) % 2 - 1, "data: labels must be integer class ids 0..K-1"),
+    (np.ones((20, 2)), np.arange(20) % 2 - 1, {}, "data: labels must be integer class ids 0..K-1"),
+    (*TWO_CLASSES, {"val_fraction": 0.5, "test_fraction": 0.5},
+     "data.val_fraction: val_fraction + test_fraction must leave a training split"),
+    (*TWO_CLASSES, {"val_fraction": 0.0}, "data.val_fraction: with 20 samples of 2 classes, val_fraction=0.0 and "
+     "test_fraction=0.1 leave a split with fewer samples than classes (or empty); make the fractions larger"),
 ])
-def test_bad_data_messages_in_full(x, y, message):
+def test_bad_data_messages_in_full(x, y, options, message):
     with pytest.raises(ConfigError) as error:
-        ArrayDataModule(lambda: (x, y))
+        ArrayDataModule(lambda: (x, y), **options)
     assert str(error.value) == message
-
-
-@pytest.mark.parametrize(("fractions", "message"), [
-    ({"val_fraction": 0.5, "test_fraction": 0.5}, "val_fraction + test_fraction must leave a training split"),
-    ({"val_fraction": 0.0}, "with 20 samples of 2 classes, val_fraction=0.0 and test_fraction=0.1 leave a split with "
-                            "fewer samples than classes (or empty); make the fractions larger"),
-])
-def test_impossible_fractions_messages_in_full(fractions, message):
-    with pytest.raises(ConfigError) as error:
-        ArrayDataModule(lambda: (np.ones((20, 2)), np.arange(20) % 2), **fractions)
-    assert str(error.value) == f"data.val_fraction: {message}"
 
 
 @pytest.mark.parametrize("empty", ["train", "val", "test"])
@@ -264,7 +260,7 @@ def test_an_empty_split_names_its_fraction(empty):
 
 
 def test_split_and_batch_defaults():
-    dm = ArrayDataModule(lambda: (np.ones((20, 2)), np.arange(20) % 2))
+    dm = ArrayDataModule(lambda: TWO_CLASSES)
     assert (dm.val_fraction, dm.test_fraction, dm.split_seed, dm.batch_size, dm.shuffle_seed) == (0.1, 0.1, 0, 128, 0)
 
 

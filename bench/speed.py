@@ -24,10 +24,13 @@ span; on a GPU after torch.cuda.synchronize()); "full" epochs (start to next sta
 and epoch-end logging) are shown too, and with --threads 1 on the CPU the process's CPU seconds over the
 same span (info lines): they leave out the time the process waited for a core another one held. Runs are
 interleaved (hand, best_hand, floor, ...) so machine load hits all alike; every epoch of every repeat is
-pooled and the median taken.
+pooled and the median taken. The `ratio` lines pair the sides within each repeat instead: the geometric mean
+of the per-repeat ratios of median epochs, with its 95% t interval over repeats (trainlab.stats), because this
+machine's speed drifts between minutes by more than the margins measured; a target is "met" when the whole
+interval is at or below it, "missed" when the whole interval is above, and otherwise the run cannot tell.
 
-Run:   .venv/bin/python bench/speed.py                  (CPU, batches 128 and 32, 10 epochs x 3 repeats)
-       .venv/bin/python bench/speed.py --quick          (4 epochs x 2 repeats)
+Run:   .venv/bin/python bench/speed.py                  (CPU, batches 128 and 32, 5 epochs x 6 repeats)
+       .venv/bin/python bench/speed.py --quick          (3 epochs x 4 repeats)
        .venv/bin/python bench/speed.py --device cuda    (batches 128 and 512, and the wide MLP's precisions)
        add --threads 1 on a busy machine: with other jobs on the cores, torch's 2 OpenMP threads wait on
        each other and single epochs take 10-100x longer, on every side, which no median repairs.
@@ -63,6 +66,8 @@ from torchmetrics import Accuracy  # noqa: E402
 from trainlab.build import compose_config  # noqa: E402
 from trainlab.callbacks import Diagnostic  # noqa: E402
 from trainlab.optim import build_optimizer  # noqa: E402
+
+from bench.paired import paired_ratio  # noqa: E402
 
 
 class EpochTimer(Diagnostic):
@@ -273,9 +278,10 @@ PLANS = {"cpu": [(128, (*SIDES, "usual")), (32, SIDES)],
 def main() -> None:
     global DEVICE
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="4 epochs x 2 repeats instead of 10 x 3")
-    parser.add_argument("--epochs", type=int, help="epochs per run (default 10, --quick 4)")
-    parser.add_argument("--repeats", type=int, help="interleaved repeats (default 3, --quick 2)")
+    parser.add_argument("--quick", action="store_true", help="3 epochs x 4 repeats instead of 5 x 6")
+    parser.add_argument("--epochs", type=int, help="epochs per run (default 5, --quick 3)")
+    parser.add_argument("--repeats", type=int, help="interleaved repeats (default 6, --quick 4); the ratios' "
+                        "intervals need at least 2")
     parser.add_argument("--threads", type=int, help="torch threads for all sides (default: torch's own); "
                         "1 keeps the numbers sane on a busy machine, where 2 threads on 2 cores stall for seconds")
     parser.add_argument("--device", choices=tuple(PLANS), default="cpu",
@@ -284,8 +290,8 @@ def main() -> None:
     DEVICE = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)  # trainlab's threads=null keeps whatever the process has
-    epochs = args.epochs or (4 if args.quick else 10)
-    repeats = args.repeats or (2 if args.quick else 3)
+    epochs = args.epochs or (3 if args.quick else 5)
+    repeats = args.repeats or (4 if args.quick else 6)
     warnings.filterwarnings("ignore")
     for name in ("lightning.pytorch", "lightning.fabric", "trainlab"):
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -337,13 +343,23 @@ def main() -> None:
                   f"template_vs_hand_b{batch}: {ratio('trainlab', 'hand', batch, 'cpu_s'):.3f}, bare_vs_floor_b{batch}: "
                   f"{ratio('bare', 'floor', batch, 'cpu_s'):.3f} (the process's CPU seconds: time spent waiting for "
                   "a core another process holds is left out)")
+
+    def paired(name: str, num: str, den: str, batch: int, target: float | None = None) -> None:
+        per_repeat = {side: [statistics.median(r["epoch_s"]) for r in results[side, batch]] for side in (num, den)}
+        estimate = paired_ratio(per_repeat[num], per_repeat[den])
+        fastest = min(t for r in results[num, batch] for t in r["epoch_s"]) / min(
+            t for r in results[den, batch] for t in r["epoch_s"])
+        print(f"info {name}: {estimate.text(target)}; pooled medians {ratio(num, den, batch):.3f}; "
+              f"fastest epochs {fastest:.3f}")
+        print(f"ratio {name} {estimate.ratio:.3f}")
+
     for batch, _ in PLANS[args.device]:
-        print(f"ratio template_vs_floor_b{batch} {ratio('trainlab', 'floor', batch):.3f}")
-        print(f"ratio template_vs_hand_b{batch} {ratio('trainlab', 'hand', batch):.3f}")
+        paired(f"template_vs_floor_b{batch}", "trainlab", "floor", batch, 1.05)
+        paired(f"template_vs_hand_b{batch}", "trainlab", "hand", batch, 1.10 if batch >= 128 else 1.0)
     if args.device == "cpu":
-        print(f"ratio template_vs_usual_lightning {ratio('trainlab', 'usual', 128):.3f}")
+        paired("template_vs_usual_lightning", "trainlab", "usual", 128, 0.5)
     else:
-        print(f"ratio bf16_vs_fp32_wide_b512 {ratio('wide_bf16', 'wide_fp32', 512):.3f}")
+        paired("bf16_vs_fp32_wide_b512", "wide_bf16", "wide_fp32", 512)
 
 
 if __name__ == "__main__":

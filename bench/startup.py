@@ -8,7 +8,8 @@
   baseline   wall time from starting `python -c "import torch, lightning"` to the end of those imports
              (time.time() printed, then os._exit(0), so neither side pays for interpreter shutdown).
 
-Runs are interleaved (baseline, trainlab, baseline, ...) and medians taken. Also timed: `python train.py
+Runs are interleaved (baseline, trainlab, baseline, ...); the ratio pairs each run's two, with its 95% interval
+over runs (bench/paired.py). Also timed: `python train.py
 --help` and `python train.py --cfg job` (whole process), and whether either imports torch or lightning
 (read from `python -X importtime`), and loading the embedded MNIST (`trainlab.data.load_mnist_5k`, in a fresh
 process, imports excluded), parsed and from the cache.
@@ -32,6 +33,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # bench.paired, run as a script
 ENV = {**os.environ, "PYTHONWARNINGS": "ignore", "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
 
 
@@ -144,8 +146,12 @@ def main() -> None:
               f"[{'OK' if med[key] <= 0.3 else 'MISSED'}: <= 0.3 s]")
     print(f"load average: {load_before[0]:.2f} at start, {load_after[0]:.2f} at end "
           f"(1/5/15 min at end: {', '.join(f'{v:.2f}' for v in load_after)})")
+    from bench.paired import paired_ratio  # not at the top: train.py's timed process imports this module
+
+    estimate = paired_ratio(times["first_step"], times["imports"])
     print(f"info cold_start_vs_import {med['cold_start'] / med['imports']:.3f}")
-    print(f"ratio startup_first_step_vs_import {med['first_step'] / med['imports']:.3f}")
+    print(f"info startup_first_step_vs_import: {estimate.text(1.2)}; medians {med['first_step'] / med['imports']:.3f}")
+    print(f"ratio startup_first_step_vs_import {estimate.ratio:.3f}")
     shutil.rmtree(cache)
 
 

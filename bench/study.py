@@ -9,7 +9,8 @@
             it with torch.optim's default implementation and the experiment's learning rates, evaluates val and
             the training sample each epoch and tests the last weights.
 
-Both are whole processes, timed from start to exit; runs are interleaved (hand, trainlab, ...) and medians taken.
+Both are whole processes, timed from start to exit; runs are interleaved (hand, trainlab, ...); the ratio is
+paired within each repeat, with its 95% interval over repeats (bench/paired.py).
 
 Run:   .venv/bin/python bench/study.py            (2 repeats)
        .venv/bin/python bench/study.py --quick    (2 epochs, 1 repeat)
@@ -31,6 +32,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # bench.paired, run as a script
 ENV = {**os.environ, "PYTHONWARNINGS": "ignore", "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
 LEARNING_RATES = {"sgd": 0.01, "rmsprop": 0.001, "adam": 0.001}  # conf/optim/*.yaml
 
@@ -142,14 +144,18 @@ def main() -> None:
             print(f"  repeat {repeat + 1} {side:8s}: {result['seconds']:.1f} s for {result['settings']} settings{extra}",
                   flush=True)
     load_after = os.getloadavg()
+    from bench.paired import paired_ratio  # not at the top: `--hand`'s timed process must not import scipy
+
     medians = {side: statistics.median(r["seconds"] for r in runs) for side, runs in results.items()}
+    estimate = paired_ratio(*([r["seconds"] for r in results[side]] for side in ("trainlab", "hand")))
     print("\nfinal val acc per setting (last repeat), hand / trainlab:")
     for name, acc in results["hand"][-1]["val_acc"].items():
         print(f"  {name:14s} {acc:.4f} / {results['trainlab'][-1]['val_acc'].get(name, float('nan')):.4f}")
     print(f"load average: {load_before[0]:.2f} at start, {load_after[0]:.2f} at end")
     print(f"info study_hand_s {medians['hand']:.1f}")
     print(f"info study_trainlab_s {medians['trainlab']:.1f}")
-    print(f"ratio study_vs_hand_script {medians['trainlab'] / medians['hand']:.3f}")
+    print(f"info study_vs_hand_script: {estimate.text(1.10)}; medians {medians['trainlab'] / medians['hand']:.3f}")
+    print(f"ratio study_vs_hand_script {estimate.ratio:.3f}")
 
 
 def replicated(epochs: int) -> None:

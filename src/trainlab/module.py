@@ -81,7 +81,7 @@ class Classifier(L.LightningModule):
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         """float32 logits; one per sample for two classes."""
-        logits = self(x).float()
+        logits = self.net(x).float()  # not self(x): a LightningModule call costs a second module dispatch a step
         return logits.squeeze(-1) if self.binary else logits
 
     def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:

@@ -76,7 +76,7 @@ results: setup
 # Benchmarks, not tests: each script prints its baseline, trainlab and `ratio <target> <value>` lines,
 # all measured in the same run (about 6 minutes on 2 cores). Results: bench/README.md.
 bench: setup
-	$(PY) bench/speed.py
+	$(PY) bench/speed.py --threads 1 --lockstep
 	$(PY) bench/startup.py
 	$(PY) bench/study.py
 	$(PY) bench/sweep.py

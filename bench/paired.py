@@ -34,7 +34,7 @@ class PairedRatio:
         return "inside the noise: the interval holds the target"
 
     def text(self, target: float | None = None) -> str:
-        line = (f"per repeat {' '.join(f'{r:.3f}' for r in self.ratios)}; "
+        line = (f"pairs {' '.join(f'{r:.3f}' for r in self.ratios)}; "
                 f"95% interval [{self.lo:.3f}, {self.hi:.3f}]")
         return f"{line}: {self.verdict(target)} (target <= {target})" if target else line
 

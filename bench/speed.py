@@ -25,12 +25,18 @@ and epoch-end logging) are shown too, and with --threads 1 on the CPU the proces
 same span (info lines): they leave out the time the process waited for a core another one held. Runs are
 interleaved (hand, best_hand, floor, ...) so machine load hits all alike; every epoch of every repeat is
 pooled and the median taken. The `ratio` lines pair the sides within each repeat instead: the geometric mean
-of the per-repeat ratios of median epochs, with its 95% t interval over repeats (trainlab.stats), because this
+of the per-repeat ratios of median epochs, with its 95% t interval over repeats (bench/paired.py), because this
 machine's speed drifts between minutes by more than the margins measured; a target is "met" when the whole
 interval is at or below it, "missed" when the whole interval is above, and otherwise the run cannot tell.
 
+With --lockstep the sides of a repeat run in one process, in threads that take turns epoch by epoch (the
+others wait), and each of a side's epochs is paired with the same epoch of the other side, timed seconds
+apart (from the second epoch on: the first carries one-time set-up): the steadiest figure on this machine.
+"Full" epochs are not measured then (they would span the other sides' turns).
+
 Run:   .venv/bin/python bench/speed.py                  (CPU, batches 128 and 32, 5 epochs x 6 repeats)
        .venv/bin/python bench/speed.py --quick          (3 epochs x 4 repeats)
+       .venv/bin/python bench/speed.py --threads 1 --lockstep --repeats 3 --epochs 8   (the README's figures)
        .venv/bin/python bench/speed.py --device cuda    (batches 128 and 512, and the wide MLP's precisions)
        add --threads 1 on a busy machine: with other jobs on the cores, torch's 2 OpenMP threads wait on
        each other and single epochs take 10-100x longer, on every side, which no median repairs.
@@ -48,6 +54,7 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -86,7 +93,7 @@ class EpochTimer(Diagnostic):
         self._cpu_start = 0.0
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
-        sync()
+        epoch_start()
         now = time.perf_counter()
         if self._start is not None:
             self.report["full_s"].append(now - self._start)
@@ -104,6 +111,69 @@ class EpochTimer(Diagnostic):
 
 
 DEVICE = torch.device("cpu")  # --device cuda moves every side's data and net there
+
+
+class Baton:
+    """--lockstep: the sides run in threads that take turns, one epoch each (the others wait, using no CPU), so
+    epoch k of every side is timed within seconds of the others' and the machine's drift cancels in the pairs.
+
+    A side holds the baton from one epoch start to its next (its checkpoints and logging included), and from
+    its thread's start to its first epoch (set-up), so no two sides ever run at once.
+    """
+
+    def __init__(self, sides: int):
+        self.turn, self.finished, self.changed = 0, [False] * sides, threading.Condition()
+        self.local = threading.local()
+
+    def wait_turn(self) -> None:
+        with self.changed:
+            self.changed.wait_for(lambda: self.turn == self.local.side)
+
+    def pass_on(self) -> None:
+        with self.changed:
+            sides, me = len(self.finished), self.local.side
+            following = next((i % sides for i in range(me + 1, me + sides) if not self.finished[i % sides]), me)
+            self.turn = following
+            self.changed.notify_all()
+
+    def next_epoch(self) -> None:
+        """At each epoch start: the other sides' turns, then this one's."""
+        self.pass_on()
+        self.wait_turn()
+
+    def run(self, side: int, work) -> None:
+        self.local.side = side
+        self.wait_turn()
+        try:
+            work()
+        finally:
+            with self.changed:
+                self.finished[side] = True
+            self.pass_on()
+
+
+BATON: Baton | None = None
+
+
+def epoch_start() -> None:
+    if BATON is not None:
+        BATON.next_epoch()
+    sync()
+
+
+@contextlib.contextmanager
+def quiet():
+    """Console output discarded; under --lockstep it already is, for the whole process (threads share sys.stdout)."""
+    if BATON is not None:
+        yield
+        return
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+        yield
+
+
+def say(*args) -> None:
+    """The bench's own output, on the process's stdout even while sys.stdout is silenced (--lockstep)."""
+    print(*args, file=sys.__stdout__, flush=True)
 
 
 def sync() -> None:
@@ -139,7 +209,7 @@ def run_hand(batch: int, epochs: int, tmp: str, fused: bool = False) -> dict:
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3, **({"fused": True} if fused else {}))
     times, cpu, acc = [], [], {}
     for epoch in range(epochs):
-        sync()
+        epoch_start()
         start, cpu_start = time.perf_counter(), time.process_time()
         net.train()
         order = torch.randperm(len(y), generator=torch.Generator().manual_seed(cfg.seed + epoch)).to(DEVICE)
@@ -172,7 +242,7 @@ def run_trainlab(batch: int, epochs: int, tmp: str, *overrides: str) -> dict:
 
     cfg = make_cfg(tmp, f"data.batch_size={batch}", f"trainer.max_epochs={epochs}",
                    "+callbacks.epoch_timer._target_=bench.speed.EpochTimer", *overrides)
-    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):  # the progress bar still runs
+    with quiet():  # the progress bar still runs
         summary = train_and_test(cfg)
     timer = summary["diagnostics"]["epoch_timer"]
     return {**timer, "val_acc": summary["final"]["val/acc"], "epochs": len(timer["epoch_s"])}
@@ -212,7 +282,7 @@ def timed_fit(module: L.LightningModule, train, vals, epochs: int, tmp: str, **t
     timer = EpochTimer()
     trainer = L.Trainer(max_epochs=epochs, default_root_dir=tmp, callbacks=[timer],
                         accelerator="gpu" if DEVICE.type == "cuda" else "cpu", devices=1, **trainer_options)
-    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
+    with quiet():
         trainer.fit(module, train, vals)
     return {**timer.report, "epochs": len(timer.report["epoch_s"])}, trainer
 
@@ -275,6 +345,36 @@ PLANS = {"cpu": [(128, (*SIDES, "usual")), (32, SIDES)],
          "cuda": [(128, SIDES), (512, (*SIDES, "wide_fp32", "wide_bf16"))]}
 
 
+def run_one_by_one(methods: tuple[str, ...], batch: int, epochs: int) -> list[dict]:
+    results = []
+    for method in methods:
+        with tempfile.TemporaryDirectory(prefix="bench_speed_") as tmp:
+            results.append(RUNNERS[method](batch, epochs, tmp))
+    return results
+
+
+def run_lockstep(methods: tuple[str, ...], batch: int, epochs: int) -> list[dict]:
+    """Every side in its own thread, taking turns epoch by epoch (Baton)."""
+    global BATON
+    BATON = Baton(len(methods))
+    results: dict[str, dict] = {}
+
+    def side(method: str) -> None:
+        with tempfile.TemporaryDirectory(prefix="bench_speed_") as tmp:
+            results[method] = RUNNERS[method](batch, epochs, tmp)
+
+    threads = [threading.Thread(target=BATON.run, args=(i, functools.partial(side, method)))
+               for i, method in enumerate(methods)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    missing = [method for method in methods if method not in results]
+    if missing:
+        raise RuntimeError(f"--lockstep: {', '.join(missing)} failed (its traceback is above)")
+    return [results[method] for method in methods]
+
+
 def main() -> None:
     global DEVICE
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -286,6 +386,9 @@ def main() -> None:
                         "1 keeps the numbers sane on a busy machine, where 2 threads on 2 cores stall for seconds")
     parser.add_argument("--device", choices=tuple(PLANS), default="cpu",
                         help="cuda: data and nets on the GPU, batches 128 and 512, and 32-true vs bf16-mixed on a wide MLP")
+    parser.add_argument("--lockstep", action="store_true",
+                        help="the sides of a repeat run in one process and take turns epoch by epoch; ratios pair "
+                        "each epoch with the other side's same epoch (steadier on a machine whose speed drifts)")
     args = parser.parse_args()
     DEVICE = torch.device(args.device)
     if args.threads:
@@ -299,59 +402,68 @@ def main() -> None:
     results: dict[tuple[str, int], list[dict]] = {}
     load_before = os.getloadavg()
     card = torch.cuda.get_device_name() if DEVICE.type == "cuda" else "cpu"
-    print(f"torch {torch.__version__}, lightning {L.__version__}, {torch.get_num_threads()} torch threads, "
-          f"{os.cpu_count()} cpus, {card}; {epochs} epochs x {repeats} repeats; load average {load_before[0]:.2f}",
-          flush=True)
+    say(f"torch {torch.__version__}, lightning {L.__version__}, {torch.get_num_threads()} torch threads, "
+        f"{os.cpu_count()} cpus, {card}; {epochs} epochs x {repeats} repeats"
+        f"{', sides in lockstep' if args.lockstep else ''}; load average {load_before[0]:.2f}")
+    if args.lockstep:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (every side's console output, for the whole run)
     for batch, methods in PLANS[args.device]:
         for repeat in range(repeats):
-            for method in methods:
-                with tempfile.TemporaryDirectory(prefix="bench_speed_") as tmp:
-                    result = RUNNERS[method](batch, epochs, tmp)
+            runs = run_lockstep(methods, batch, epochs) if args.lockstep else run_one_by_one(methods, batch, epochs)
+            for method, result in zip(methods, runs, strict=True):
                 results.setdefault((method, batch), []).append(result)
-                print(f"  b{batch} repeat {repeat + 1} {method:9s}: median epoch "
-                      f"{statistics.median(result['epoch_s']):.4f} s over {result['epochs']} epochs, "
-                      f"val acc {result['val_acc']:.4f}", flush=True)
+                say(f"  b{batch} repeat {repeat + 1} {method:9s}: median epoch "
+                    f"{statistics.median(result['epoch_s']):.4f} s over {result['epochs']} epochs, "
+                    f"val acc {result['val_acc']:.4f}")
     load_after = os.getloadavg()
 
     medians: dict[tuple[str, int], dict[str, float]] = {}
-    print("\nmedian per-epoch wall time (train + per-epoch evaluation), all epochs of all repeats pooled:")
+    say("\nmedian per-epoch wall time (train + per-epoch evaluation), all epochs of all repeats pooled:")
     for (method, batch), runs in results.items():
         m = medians[method, batch] = {key: statistics.median(t for r in runs for t in r[key])
                                       for key in ("epoch_s", "full_s", "cpu_s")}
         accs = " ".join(f"{r['val_acc']:.4f}" for r in runs)
-        print(f"  b{batch:<4d} {method:9s} epoch {m['epoch_s']:.4f} s  full epoch {m['full_s']:.4f} s  "
+        full = "" if args.lockstep else f"full epoch {m['full_s']:.4f} s  "
+        say(f"  b{batch:<4d} {method:9s} epoch {m['epoch_s']:.4f} s  {full}"
               f"cpu {m['cpu_s']:.4f} s  "
               f"epochs run {[r['epochs'] for r in runs]}  final val acc {accs}")
-    print(f"load average: {load_before[0]:.2f} at start, {load_after[0]:.2f} at end "
+    say(f"load average: {load_before[0]:.2f} at start, {load_after[0]:.2f} at end "
           f"(1/5/15 min at end: {', '.join(f'{v:.2f}' for v in load_after)})")
 
     def ratio(num: str, den: str, batch: int, key: str = "epoch_s") -> float:
         return medians[num, batch][key] / medians[den, batch][key]
 
     for batch, _ in PLANS[args.device]:
-        print(f"info floor_vs_hand_b{batch}: {ratio('floor', 'hand', batch):.3f} (Lightning's own cost: a loss-only "
+        say(f"info floor_vs_hand_b{batch}: {ratio('floor', 'hand', batch):.3f} (Lightning's own cost: a loss-only "
               "module in a bare Trainer, trainlab's optimizer kernel)")
-        print(f"info bare_vs_floor_b{batch}: {ratio('bare', 'floor', batch):.3f} (trainlab's module and datamodule, "
+        say(f"info bare_vs_floor_b{batch}: {ratio('bare', 'floor', batch):.3f} (trainlab's module and datamodule, "
               "no callbacks, logger or progress bar)")
-        print(f"info template_vs_best_hand_b{batch}: {ratio('trainlab', 'best_hand', batch):.3f} (the hand loop with "
+        say(f"info template_vs_best_hand_b{batch}: {ratio('trainlab', 'best_hand', batch):.3f} (the hand loop with "
               "trainlab's optimizer kernel)")
-        print(f"info best_hand_vs_hand_b{batch}: {ratio('best_hand', 'hand', batch):.3f} (fused Adam vs torch's default)")
-        print(f"info full-epoch template_vs_hand_b{batch}: "
-              f"{ratio('trainlab', 'hand', batch, 'full_s'):.3f} (checkpoints, epoch-end logging)")
+        say(f"info best_hand_vs_hand_b{batch}: {ratio('best_hand', 'hand', batch):.3f} (fused Adam vs torch's default)")
+        if not args.lockstep:  # under --lockstep a full epoch spans the other sides' turns
+            say(f"info full-epoch template_vs_hand_b{batch}: "
+                f"{ratio('trainlab', 'hand', batch, 'full_s'):.3f} (checkpoints, epoch-end logging)")
         if torch.get_num_threads() == 1 and DEVICE.type == "cpu":
-            print(f"info cpu-time template_vs_floor_b{batch}: {ratio('trainlab', 'floor', batch, 'cpu_s'):.3f}, "
+            say(f"info cpu-time template_vs_floor_b{batch}: {ratio('trainlab', 'floor', batch, 'cpu_s'):.3f}, "
                   f"template_vs_hand_b{batch}: {ratio('trainlab', 'hand', batch, 'cpu_s'):.3f}, bare_vs_floor_b{batch}: "
                   f"{ratio('bare', 'floor', batch, 'cpu_s'):.3f} (the process's CPU seconds: time spent waiting for "
                   "a core another process holds is left out)")
 
     def paired(name: str, num: str, den: str, batch: int, target: float | None = None) -> None:
-        per_repeat = {side: [statistics.median(r["epoch_s"]) for r in results[side, batch]] for side in (num, den)}
-        estimate = paired_ratio(per_repeat[num], per_repeat[den])
+        if args.lockstep:  # epoch k with epoch k from the second (the first carries one-time set-up: the first
+            # self.log of each key, the logger's files); a side that stopped early (early stopping) pairs fewer
+            pairs = [pair for a, b in zip(results[num, batch], results[den, batch], strict=True)
+                     for pair in zip(a["epoch_s"][1:], b["epoch_s"][1:], strict=False)]
+        else:
+            pairs = [(statistics.median(a["epoch_s"]), statistics.median(b["epoch_s"]))
+                     for a, b in zip(results[num, batch], results[den, batch], strict=True)]
+        estimate = paired_ratio(*zip(*pairs, strict=True))
         fastest = min(t for r in results[num, batch] for t in r["epoch_s"]) / min(
             t for r in results[den, batch] for t in r["epoch_s"])
-        print(f"info {name}: {estimate.text(target)}; pooled medians {ratio(num, den, batch):.3f}; "
+        say(f"info {name}: {estimate.text(target)}; pooled medians {ratio(num, den, batch):.3f}; "
               f"fastest epochs {fastest:.3f}")
-        print(f"ratio {name} {estimate.ratio:.3f}")
+        say(f"ratio {name} {estimate.ratio:.3f}")
 
     for batch, _ in PLANS[args.device]:
         paired(f"template_vs_floor_b{batch}", "trainlab", "floor", batch, 1.05)

@@ -148,7 +148,8 @@ class DeadUnits(Diagnostic):
             return
         fractions = {f"dead/layer{i}": units.float().mean().item() for i, units in enumerate(self._never_active)}
         self._never_active = []
-        pl_module.log_dict(fractions)
+        for logger in trainer.loggers:  # straight to the loggers: nothing monitors them (self.log costs ~0.5 ms each)
+            logger.log_metrics({**fractions, "epoch": trainer.current_epoch}, step=trainer.global_step)
         self.report = fractions
 
 

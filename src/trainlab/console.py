@@ -31,7 +31,7 @@ class ProgressBars(TQDMProgressBar):
 
     def get_metrics(self, trainer, pl_module) -> dict:
         metrics = super().get_metrics(trainer, pl_module)
-        loss = trainer.callback_metrics.get(STEP_LOSS)  # read back here, once a redraw, not at every step
+        loss = getattr(pl_module, "last_logged_loss", None)  # read back here, once a redraw, not at every step
         if loss is not None:
             metrics[STEP_LOSS] = loss.item()
         return metrics

@@ -29,10 +29,12 @@ of the per-repeat ratios of median epochs, with its 95% t interval over repeats 
 machine's speed drifts between minutes by more than the margins measured; a target is "met" when the whole
 interval is at or below it, "missed" when the whole interval is above, and otherwise the run cannot tell.
 
-With --lockstep the sides of a repeat run in one process, in threads that take turns epoch by epoch (the
-others wait), and each of a side's epochs is paired with the same epoch of the other side, timed seconds
+With --lockstep each ratio's two sides run together, in threads of one process that take turns epoch by
+epoch (the other waits), and each epoch of one is paired with the same epoch of the other, timed seconds
 apart (from the second epoch on: the first carries one-time set-up): the steadiest figure on this machine.
-"Full" epochs are not measured then (they would span the other sides' turns).
+The objects alive before a pair starts are frozen out of the garbage collector's full passes (gc.freeze),
+which would otherwise scan them for ~0.2 s inside some side's epoch. "Full" epochs are not measured then
+(they would span the other side's turns).
 
 Run:   .venv/bin/python bench/speed.py                  (CPU, batches 128 and 32, 5 epochs x 6 repeats)
        .venv/bin/python bench/speed.py --quick          (3 epochs x 4 repeats)
@@ -49,6 +51,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import gc
 import logging
 import os
 import statistics
@@ -353,11 +356,21 @@ def run_one_by_one(methods: tuple[str, ...], batch: int, epochs: int) -> list[di
     return results
 
 
+def lockstep_pairs(methods: tuple[str, ...]) -> list[tuple[str, str]]:
+    """The pairs --lockstep runs together: each ratio's two sides (more sides in one process slow some of them:
+    a bigger heap for the collector to scan, more objects between a side's data and the caches)."""
+    wanted = [("trainlab", "floor"), ("trainlab", "hand"), ("bare", "floor"), ("best_hand", "hand"),
+              ("trainlab", "usual"), ("wide_bf16", "wide_fp32")]
+    return [pair for pair in wanted if set(pair) <= set(methods)]
+
+
 def run_lockstep(methods: tuple[str, ...], batch: int, epochs: int) -> list[dict]:
     """Every side in its own thread, taking turns epoch by epoch (Baton)."""
     global BATON
     BATON = Baton(len(methods))
     results: dict[str, dict] = {}
+    gc.collect()
+    gc.freeze()  # the imports' ~0.4 M objects: a full collection would scan them for ~0.2 s in some side's epoch
 
     def side(method: str) -> None:
         with tempfile.TemporaryDirectory(prefix="bench_speed_") as tmp:
@@ -369,6 +382,7 @@ def run_lockstep(methods: tuple[str, ...], batch: int, epochs: int) -> list[dict
         thread.start()
     for thread in threads:
         thread.join()
+    gc.unfreeze()
     missing = [method for method in methods if method not in results]
     if missing:
         raise RuntimeError(f"--lockstep: {', '.join(missing)} failed (its traceback is above)")
@@ -407,14 +421,22 @@ def main() -> None:
         f"{', sides in lockstep' if args.lockstep else ''}; load average {load_before[0]:.2f}")
     if args.lockstep:
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (every side's console output, for the whole run)
+    in_pairs: dict[tuple[str, str, int], list[tuple[dict, dict]]] = {}  # --lockstep: (num, den, batch) -> runs
     for batch, methods in PLANS[args.device]:
         for repeat in range(repeats):
-            runs = run_lockstep(methods, batch, epochs) if args.lockstep else run_one_by_one(methods, batch, epochs)
-            for method, result in zip(methods, runs, strict=True):
-                results.setdefault((method, batch), []).append(result)
-                say(f"  b{batch} repeat {repeat + 1} {method:9s}: median epoch "
-                    f"{statistics.median(result['epoch_s']):.4f} s over {result['epochs']} epochs, "
-                    f"val acc {result['val_acc']:.4f}")
+            groups = lockstep_pairs(methods) if args.lockstep else [methods]
+            for group in groups:
+                if args.lockstep:
+                    runs = run_lockstep(group, batch, epochs)
+                    in_pairs.setdefault((*group, batch), []).append(tuple(runs))
+                else:
+                    runs = run_one_by_one(group, batch, epochs)
+                pair = f" ({'/'.join(group)})" if args.lockstep else ""
+                for method, result in zip(group, runs, strict=True):
+                    results.setdefault((method, batch), []).append(result)
+                    say(f"  b{batch} repeat {repeat + 1} {method:9s}{pair}: median epoch "
+                        f"{statistics.median(result['epoch_s']):.4f} s over {result['epochs']} epochs, "
+                        f"val acc {result['val_acc']:.4f}")
     load_after = os.getloadavg()
 
     medians: dict[tuple[str, int], dict[str, float]] = {}
@@ -453,7 +475,7 @@ def main() -> None:
     def paired(name: str, num: str, den: str, batch: int, target: float | None = None) -> None:
         if args.lockstep:  # epoch k with epoch k from the second (the first carries one-time set-up: the first
             # self.log of each key, the logger's files); a side that stopped early (early stopping) pairs fewer
-            pairs = [pair for a, b in zip(results[num, batch], results[den, batch], strict=True)
+            pairs = [pair for a, b in in_pairs[num, den, batch]
                      for pair in zip(a["epoch_s"][1:], b["epoch_s"][1:], strict=False)]
         else:
             pairs = [(statistics.median(a["epoch_s"]), statistics.median(b["epoch_s"]))

@@ -126,6 +126,7 @@ class Baton:
 
     def __init__(self, sides: int):
         self.turn, self.finished, self.changed = 0, [False] * sides, threading.Condition()
+        self.epochs_started = [0] * sides  # per side: a side whose epochs never got here never took turns
         self.local = threading.local()
 
     def wait_turn(self) -> None:
@@ -141,6 +142,7 @@ class Baton:
 
     def next_epoch(self) -> None:
         """At each epoch start: the other sides' turns, then this one's."""
+        self.epochs_started[self.local.side] += 1
         self.pass_on()
         self.wait_turn()
 
@@ -357,8 +359,8 @@ def run_one_by_one(methods: tuple[str, ...], batch: int, epochs: int) -> list[di
 
 
 def lockstep_pairs(methods: tuple[str, ...]) -> list[tuple[str, str]]:
-    """The pairs --lockstep runs together: each ratio's two sides (more sides in one process slow some of them:
-    a bigger heap for the collector to scan, more objects between a side's data and the caches)."""
+    """The pairs --lockstep runs together: each ratio's two sides, and nothing else alive in the process while
+    they are timed."""
     wanted = [("trainlab", "floor"), ("trainlab", "hand"), ("bare", "floor"), ("best_hand", "hand"),
               ("trainlab", "usual"), ("wide_bf16", "wide_fp32")]
     return [pair for pair in wanted if set(pair) <= set(methods)]
@@ -386,6 +388,9 @@ def run_lockstep(methods: tuple[str, ...], batch: int, epochs: int) -> list[dict
     missing = [method for method in methods if method not in results]
     if missing:
         raise RuntimeError(f"--lockstep: {', '.join(missing)} failed (its traceback is above)")
+    untimed = [m for i, m in enumerate(methods) if BATON.epochs_started[i] < results[m]["epochs"]]
+    if untimed:  # its epochs ran without passing the baton: not interleaved, and the pairs would say otherwise
+        raise RuntimeError(f"--lockstep: {', '.join(untimed)} did not take turns (an EpochTimer of another module?)")
     return [results[method] for method in methods]
 
 
@@ -447,30 +452,30 @@ def main() -> None:
         accs = " ".join(f"{r['val_acc']:.4f}" for r in runs)
         full = "" if args.lockstep else f"full epoch {m['full_s']:.4f} s  "
         say(f"  b{batch:<4d} {method:9s} epoch {m['epoch_s']:.4f} s  {full}"
-              f"cpu {m['cpu_s']:.4f} s  "
-              f"epochs run {[r['epochs'] for r in runs]}  final val acc {accs}")
+            f"cpu {m['cpu_s']:.4f} s  "
+            f"epochs run {[r['epochs'] for r in runs]}  final val acc {accs}")
     say(f"load average: {load_before[0]:.2f} at start, {load_after[0]:.2f} at end "
-          f"(1/5/15 min at end: {', '.join(f'{v:.2f}' for v in load_after)})")
+        f"(1/5/15 min at end: {', '.join(f'{v:.2f}' for v in load_after)})")
 
     def ratio(num: str, den: str, batch: int, key: str = "epoch_s") -> float:
         return medians[num, batch][key] / medians[den, batch][key]
 
     for batch, _ in PLANS[args.device]:
         say(f"info floor_vs_hand_b{batch}: {ratio('floor', 'hand', batch):.3f} (Lightning's own cost: a loss-only "
-              "module in a bare Trainer, trainlab's optimizer kernel)")
+            "module in a bare Trainer, trainlab's optimizer kernel)")
         say(f"info bare_vs_floor_b{batch}: {ratio('bare', 'floor', batch):.3f} (trainlab's module and datamodule, "
-              "no callbacks, logger or progress bar)")
+            "no callbacks, logger or progress bar)")
         say(f"info template_vs_best_hand_b{batch}: {ratio('trainlab', 'best_hand', batch):.3f} (the hand loop with "
-              "trainlab's optimizer kernel)")
+            "trainlab's optimizer kernel)")
         say(f"info best_hand_vs_hand_b{batch}: {ratio('best_hand', 'hand', batch):.3f} (fused Adam vs torch's default)")
         if not args.lockstep:  # under --lockstep a full epoch spans the other sides' turns
             say(f"info full-epoch template_vs_hand_b{batch}: "
                 f"{ratio('trainlab', 'hand', batch, 'full_s'):.3f} (checkpoints, epoch-end logging)")
         if torch.get_num_threads() == 1 and DEVICE.type == "cpu":
             say(f"info cpu-time template_vs_floor_b{batch}: {ratio('trainlab', 'floor', batch, 'cpu_s'):.3f}, "
-                  f"template_vs_hand_b{batch}: {ratio('trainlab', 'hand', batch, 'cpu_s'):.3f}, bare_vs_floor_b{batch}: "
-                  f"{ratio('bare', 'floor', batch, 'cpu_s'):.3f} (the process's CPU seconds: time spent waiting for "
-                  "a core another process holds is left out)")
+                f"template_vs_hand_b{batch}: {ratio('trainlab', 'hand', batch, 'cpu_s'):.3f}, bare_vs_floor_b{batch}: "
+                f"{ratio('bare', 'floor', batch, 'cpu_s'):.3f} (the process's CPU seconds: time spent waiting for "
+                "a core another process holds is left out)")
 
     def paired(name: str, num: str, den: str, batch: int, target: float | None = None) -> None:
         if args.lockstep:  # epoch k with epoch k from the second (the first carries one-time set-up: the first
@@ -484,7 +489,7 @@ def main() -> None:
         fastest = min(t for r in results[num, batch] for t in r["epoch_s"]) / min(
             t for r in results[den, batch] for t in r["epoch_s"])
         say(f"info {name}: {estimate.text(target)}; pooled medians {ratio(num, den, batch):.3f}; "
-              f"fastest epochs {fastest:.3f}")
+            f"fastest epochs {fastest:.3f}")
         say(f"ratio {name} {estimate.ratio:.3f}")
 
     for batch, _ in PLANS[args.device]:
@@ -497,4 +502,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    sys.modules["bench.speed"] = sys.modules[__name__]  # Hydra's `bench.speed.EpochTimer` is this one (and its BATON)
     main()

@@ -74,7 +74,7 @@ results: setup
 	$(PY) scripts/results.py $(ARGS)
 
 # Benchmarks, not tests: each script prints its baseline, trainlab and `ratio <target> <value>` lines,
-# all measured in the same run (speed.py 2.5 minutes, startup.py 2, study.py 5 on 2 cores). Results: bench/README.md.
+# all measured in the same run (speed.py 2.5 minutes, startup.py and study.py 4.8 together, on 2 cores). Results: bench/README.md.
 bench: setup
 	$(PY) bench/speed.py --threads 1 --lockstep --repeats 3 --epochs 8
 	$(PY) bench/startup.py

@@ -1,7 +1,9 @@
 """bench/paired.py: the interval behind every bench's `ratio` line, on fixed timings (no clock is read here)."""
 from __future__ import annotations
 
+import functools
 import math
+import threading
 
 import numpy as np
 import pytest
@@ -40,3 +42,26 @@ def test_a_target_is_met_or_missed_only_when_the_whole_interval_says_so(num, tar
 def test_unpaired_timings_are_refused():
     with pytest.raises(ValueError):
         paired_ratio([1.0, 1.0], [1.0])
+
+
+@pytest.mark.parametrize(("epochs", "order"), [
+    ((3, 3), [(0, 0), (1, 0), (0, 1), (1, 1), (0, 2), (1, 2)]),
+    ((1, 3), [(0, 0), (1, 0), (1, 1), (1, 2)]),  # a side that stops early (early stopping) leaves the others going
+])
+def test_lockstep_sides_take_turns_epoch_by_epoch(epochs, order):
+    from bench.speed import Baton  # imports Lightning: here, not for the tests above
+
+    baton, timeline = Baton(len(epochs)), []
+
+    def side(index: int) -> None:
+        for epoch in range(epochs[index]):
+            baton.next_epoch()
+            timeline.append((index, epoch))  # only the side holding the baton runs here
+
+    threads = [threading.Thread(target=baton.run, args=(i, functools.partial(side, i)), daemon=True)
+               for i in range(len(epochs))]  # daemons: a hang fails the test instead of blocking the suite
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert timeline == order and baton.epochs_started == list(epochs)

@@ -350,12 +350,13 @@ PLANS = {"cpu": [(128, (*SIDES, "usual")), (32, SIDES)],
          "cuda": [(128, SIDES), (512, (*SIDES, "wide_fp32", "wide_bf16"))]}
 
 
+def run_side(method: str, batch: int, epochs: int) -> dict:
+    with tempfile.TemporaryDirectory(prefix="bench_speed_") as tmp:
+        return RUNNERS[method](batch, epochs, tmp)
+
+
 def run_one_by_one(methods: tuple[str, ...], batch: int, epochs: int) -> list[dict]:
-    results = []
-    for method in methods:
-        with tempfile.TemporaryDirectory(prefix="bench_speed_") as tmp:
-            results.append(RUNNERS[method](batch, epochs, tmp))
-    return results
+    return [run_side(method, batch, epochs) for method in methods]
 
 
 def lockstep_pairs(methods: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -375,8 +376,7 @@ def run_lockstep(methods: tuple[str, ...], batch: int, epochs: int) -> list[dict
     gc.freeze()  # the imports' ~0.4 M objects: a full collection would scan them for ~0.2 s in some side's epoch
 
     def side(method: str) -> None:
-        with tempfile.TemporaryDirectory(prefix="bench_speed_") as tmp:
-            results[method] = RUNNERS[method](batch, epochs, tmp)
+        results[method] = run_side(method, batch, epochs)
 
     threads = [threading.Thread(target=BATON.run, args=(i, functools.partial(side, method)))
                for i, method in enumerate(methods)]

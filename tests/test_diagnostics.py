@@ -1,7 +1,6 @@
 """Bias-variance measurement, diagnostics callbacks and W&B, each checked by real short runs."""
 from __future__ import annotations
 
-import csv
 import json
 import re
 
@@ -475,26 +474,3 @@ def test_training_steps_read_no_value_back_between_logging_steps(tmp_path, monke
     run.trainer.fit(run.module, datamodule=run.datamodule)
     assert len(steps_reading) > 60
     assert 0 < sum(steps_reading[1:]) <= 0.25 * len(steps_reading)
-
-
-def test_self_log_runs_at_epoch_ends_only_and_every_metric_still_reaches_the_logger(tmp_path, monkeypatch):
-    # self.log costs ~0.5 ms a call here (a fifth of a batch-32 step): the step loss and the dead-unit fractions
-    # go to the loggers directly; self.log keeps the epoch metrics, which callbacks monitor.
-    from trainlab.module import Classifier
-
-    hooks = []
-    log = Classifier.log
-
-    def recorded_log(self, name, *args, **kwargs):
-        hooks.append(self._current_fx_name)
-        return log(self, name, *args, **kwargs)
-
-    monkeypatch.setattr(Classifier, "log", recorded_log)
-    train_and_test(make_cfg(tmp_path, "data=digits", "trainer.max_epochs=2", "trainer.log_every_n_steps=5",
-                            "logger=csv", "callbacks.progress_bar.refresh_rate=0"))
-    assert set(hooks) == {"on_train_epoch_end", "on_validation_epoch_end", "on_test_epoch_end"}
-    rows = list(csv.DictReader((tmp_path / "csv" / "metrics.csv").open()))
-    step_rows = [r for r in rows if r.get("train/loss_step")]
-    assert len(step_rows) == 40 // 5 and all(r["epoch"] in ("0", "1") for r in step_rows)
-    dead = [r for r in rows if r.get("dead/layer0")]
-    assert [r["epoch"] for r in dead] == ["0", "1"] and all(0 <= float(r["dead/layer2"]) <= 1 for r in dead)

@@ -18,7 +18,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import nn
 
 from trainlab.errors import NonFiniteLoss
-from trainlab.module import output_size
+from trainlab.module import log_to_loggers, output_size
 from trainlab.verdict import fit_verdict
 
 log = logging.getLogger("trainlab")
@@ -97,8 +97,7 @@ class GradientFlow(Diagnostic):
         zero = torch.zeros((), device=layers[0].weight.device)
         norms = torch.stack([layer.weight.grad.norm().float() if layer.weight.grad is not None else zero
                              for layer in layers]).tolist()  # one read-back, not one per layer
-        for logger in trainer.loggers:
-            logger.log_metrics({f"grad_norm/layer{i}": n for i, n in enumerate(norms)}, step=trainer.global_step)
+        log_to_loggers(trainer, {f"grad_norm/layer{i}": n for i, n in enumerate(norms)})
         ratio = norms[-1] / max(norms[0], 1e-30)
         self.report.update(last_norms=norms, last_to_first_ratio=ratio)
         if ratio > self.vanishing_ratio:
@@ -148,8 +147,7 @@ class DeadUnits(Diagnostic):
             return
         fractions = {f"dead/layer{i}": units.float().mean().item() for i, units in enumerate(self._never_active)}
         self._never_active = []
-        for logger in trainer.loggers:  # straight to the loggers: nothing monitors them (self.log costs ~0.5 ms each)
-            logger.log_metrics({**fractions, "epoch": trainer.current_epoch}, step=trainer.global_step)
+        log_to_loggers(trainer, fractions)
         self.report = fractions
 
 

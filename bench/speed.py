@@ -1,9 +1,11 @@
 """Benchmark: trainlab's per-epoch wall time against a hand-written loop and the usual Lightning pipeline.
 
-Ways to train the default model (MNIST 5k, hourglass 784-512-256-512-10, relu, Adam lr 1e-3) on the
-same tensors, taken from trainlab's own datamodule, starting from the same weights (torch seed = cfg.seed):
+Ways to train the default model (MNIST 5k, hourglass 784-512-256-512-10, relu, Adam lr 1e-3; --optim sgd etc.
+for another conf/optim option) on the same tensors, taken from trainlab's own datamodule, starting from the same
+weights (torch seed = cfg.seed):
 
-  hand       the loop a user writes: plain torch.optim.Adam(), batches sliced from a torch.randperm each
+  hand       the loop a user writes: the optimizer as the config names it (torch.optim.Adam(lr=1e-3), torch's
+             default implementation), batches sliced from a torch.randperm each
              epoch, then per epoch the evaluation trainlab does too (eval mode, no_grad, loss + accuracy on
              val and on a fixed training sample of the same size), batched like trainlab's validation loaders;
   best_hand  the same loop with trainlab's optimizer kernel (fused Adam, trainlab.optim.build_optimizer);
@@ -29,8 +31,8 @@ of the per-repeat ratios of median epochs, with its 95% t interval over repeats 
 machine's speed drifts between minutes by more than the margins measured; a target is "met" when the whole
 interval is at or below it, "missed" when the whole interval is above, and otherwise the run cannot tell.
 
-With --lockstep each ratio's two sides run together, in threads of one process that take turns epoch by
-epoch (the other waits), and each epoch of one is paired with the same epoch of the other, timed seconds
+With --lockstep the sides of a batch size run together, in threads of one process that take turns epoch by
+epoch (the others wait), and each epoch of one side is paired with the same epoch of another, timed seconds
 apart (from the second epoch on: the first carries one-time set-up): the steadiest figure on this machine.
 The objects alive before a pair starts are frozen out of the garbage collector's full passes (gc.freeze),
 which would otherwise scan them for ~0.2 s inside some side's epoch. "Full" epochs are not measured then
@@ -40,6 +42,7 @@ Run:   .venv/bin/python bench/speed.py                  (CPU, batches 128 and 32
        .venv/bin/python bench/speed.py --quick          (3 epochs x 4 repeats)
        .venv/bin/python bench/speed.py --threads 1 --lockstep --repeats 3 --epochs 8   (the README's figures)
        .venv/bin/python bench/speed.py --device cuda    (batches 128 and 512, and the wide MLP's precisions)
+       .venv/bin/python bench/speed.py --optim sgd      (every side with conf/optim/sgd.yaml's optimizer)
        add --threads 1 on a busy machine: with other jobs on the cores, torch's 2 OpenMP threads wait on
        each other and single epochs take 10-100x longer, on every side, which no median repairs.
 Ends with `ratio template_vs_floor_b<B>` (target <= 1.05) and `ratio template_vs_hand_b<B>` (targets <= 1.10
@@ -114,6 +117,7 @@ class EpochTimer(Diagnostic):
 
 
 DEVICE = torch.device("cpu")  # --device cuda moves every side's data and net there
+OPTIM = "adam"  # --optim: the conf/optim option every side trains with
 
 
 class Baton:
@@ -189,7 +193,14 @@ def sync() -> None:
 def make_cfg(out: str, *overrides: str):
     """The composed conf/train.yaml, writing into `out`, as `python train.py <overrides>` would."""
     device = ("trainer=gpu",) if DEVICE.type == "cuda" else ()
-    return compose_config(*device, *overrides, output_dir=out)
+    return compose_config(*device, f"optim={OPTIM}", *overrides, output_dir=out)
+
+
+def optimizer_factory(cfg):
+    """The config's optimizer, as a factory of parameters (a functools.partial of its torch class)."""
+    from hydra.utils import instantiate
+
+    return instantiate(cfg.optim)
 
 
 def parts(cfg):
@@ -205,13 +216,14 @@ def parts(cfg):
     return dm, net, sample.to(DEVICE)
 
 
-def run_hand(batch: int, epochs: int, tmp: str, fused: bool = False) -> dict:
-    """The loop a user writes (plain torch.optim.Adam), or with `fused` the best one (trainlab's optimizer kernel)."""
+def run_hand(batch: int, epochs: int, tmp: str, best: bool = False) -> dict:
+    """The loop a user writes (torch's default implementation), or with `best` trainlab's optimizer kernel."""
     cfg = make_cfg(tmp, f"data.batch_size={batch}")
     dm, net, sample = parts(cfg)
     (x, y), val = dm.splits["train"], dm.splits["val"]
     evals = {"val": val, "train": (x[sample], y[sample])}
-    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3, **({"fused": True} if fused else {}))
+    factory = optimizer_factory(cfg)
+    optimizer = build_optimizer(factory, net.parameters()) if best else factory(net.parameters())
     times, cpu, acc = [], [], {}
     for epoch in range(epochs):
         epoch_start()
@@ -239,7 +251,7 @@ def run_hand(batch: int, epochs: int, tmp: str, fused: bool = False) -> dict:
 
 
 def run_best_hand(batch: int, epochs: int, tmp: str) -> dict:
-    return run_hand(batch, epochs, tmp, fused=True)
+    return run_hand(batch, epochs, tmp, best=True)
 
 
 def run_trainlab(batch: int, epochs: int, tmp: str, *overrides: str) -> dict:
@@ -256,9 +268,9 @@ def run_trainlab(batch: int, epochs: int, tmp: str, *overrides: str) -> dict:
 class UsualModule(L.LightningModule):
     """The LightningModule most tutorials write: torchmetrics objects logged every step."""
 
-    def __init__(self, net, num_classes: int):
+    def __init__(self, net, num_classes: int, optimizer):
         super().__init__()
-        self.net = net
+        self.net, self.optimizer = net, optimizer
         self.train_acc = Accuracy(task="multiclass", num_classes=num_classes)
         self.val_accs = torch.nn.ModuleList([Accuracy(task="multiclass", num_classes=num_classes) for _ in range(2)])
 
@@ -279,7 +291,7 @@ class UsualModule(L.LightningModule):
         self.log("val_acc", self.val_accs[dataloader_idx], prog_bar=True)
 
     def configure_optimizers(self):
-        return torch.optim.Adam(self.parameters(), lr=1e-3)
+        return self.optimizer(self.parameters())  # torch's default implementation
 
 
 def timed_fit(module: L.LightningModule, train, vals, epochs: int, tmp: str, **trainer_options) -> tuple[dict, L.Trainer]:
@@ -296,7 +308,7 @@ def run_usual(batch: int, epochs: int, tmp: str) -> dict:
     cfg = make_cfg(tmp, f"data.batch_size={batch}")
     dm, net, sample = parts(cfg)
     (x, y), (xv, yv) = dm.splits["train"], dm.splits["val"]
-    report, trainer = timed_fit(UsualModule(net, dm.num_classes),
+    report, trainer = timed_fit(UsualModule(net, dm.num_classes, optimizer_factory(cfg)),
                                 DataLoader(TensorDataset(x, y), batch_size=batch, shuffle=True),
                                 [DataLoader(TensorDataset(xv, yv), batch_size=batch),
                                  DataLoader(TensorDataset(x[sample], y[sample]), batch_size=batch)],
@@ -307,9 +319,9 @@ def run_usual(batch: int, epochs: int, tmp: str) -> dict:
 class FloorModule(L.LightningModule):
     """The least a LightningModule can be: loss only, nothing logged, nothing measured."""
 
-    def __init__(self, net):
+    def __init__(self, net, optimizer):
         super().__init__()
-        self.net = net
+        self.net, self.optimizer = net, optimizer
 
     def training_step(self, batch, batch_idx):
         return F.cross_entropy(self.net(batch[0]), batch[1])
@@ -318,7 +330,7 @@ class FloorModule(L.LightningModule):
         F.cross_entropy(self.net(batch[0]), batch[1])
 
     def configure_optimizers(self):
-        return build_optimizer(functools.partial(torch.optim.Adam, lr=1e-3), self.parameters())  # trainlab's kernel
+        return build_optimizer(self.optimizer, self.parameters())  # trainlab's kernel
 
 
 def run_floor(batch: int, epochs: int, tmp: str) -> dict:
@@ -328,7 +340,7 @@ def run_floor(batch: int, epochs: int, tmp: str) -> dict:
     cfg = make_cfg(tmp, f"data.batch_size={batch}")
     dm, net, sample = parts(cfg)
     (x, y), (xv, yv) = dm.splits["train"], dm.splits["val"]
-    report, _ = timed_fit(FloorModule(net), TensorBatches(x, y, batch, shuffle=True, seed=cfg.seed),
+    report, _ = timed_fit(FloorModule(net, optimizer_factory(cfg)), TensorBatches(x, y, batch, shuffle=True, seed=cfg.seed),
                           [TensorBatches(xv, yv, batch, shuffle=False, seed=0),
                            TensorBatches(x[sample], y[sample], batch, shuffle=False, seed=0)],
                           epochs, tmp, logger=False, enable_checkpointing=False, enable_progress_bar=False,
@@ -359,14 +371,6 @@ def run_one_by_one(methods: tuple[str, ...], batch: int, epochs: int) -> list[di
     return [run_side(method, batch, epochs) for method in methods]
 
 
-def lockstep_pairs(methods: tuple[str, ...]) -> list[tuple[str, str]]:
-    """The pairs --lockstep runs together: each ratio's two sides, and nothing else alive in the process while
-    they are timed."""
-    wanted = [("trainlab", "floor"), ("trainlab", "hand"), ("bare", "floor"), ("best_hand", "hand"),
-              ("trainlab", "usual"), ("wide_bf16", "wide_fp32")]
-    return [pair for pair in wanted if set(pair) <= set(methods)]
-
-
 def run_lockstep(methods: tuple[str, ...], batch: int, epochs: int) -> list[dict]:
     """Every side in its own thread, taking turns epoch by epoch (Baton)."""
     global BATON
@@ -395,7 +399,7 @@ def run_lockstep(methods: tuple[str, ...], batch: int, epochs: int) -> list[dict
 
 
 def main() -> None:
-    global DEVICE
+    global DEVICE, OPTIM
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 epochs x 4 repeats instead of 5 x 6")
     parser.add_argument("--epochs", type=int, help="epochs per run (default 5, --quick 3)")
@@ -408,8 +412,9 @@ def main() -> None:
     parser.add_argument("--lockstep", action="store_true",
                         help="the sides of a repeat run in one process and take turns epoch by epoch; ratios pair "
                         "each epoch with the other side's same epoch (steadier on a machine whose speed drifts)")
+    parser.add_argument("--optim", default="adam", help="the conf/optim option every side trains with (default adam)")
     args = parser.parse_args()
-    DEVICE = torch.device(args.device)
+    DEVICE, OPTIM = torch.device(args.device), args.optim
     if args.threads:
         torch.set_num_threads(args.threads)  # trainlab's threads=null keeps whatever the process has
     epochs = args.epochs or (3 if args.quick else 5)
@@ -426,22 +431,14 @@ def main() -> None:
         f"{', sides in lockstep' if args.lockstep else ''}; load average {load_before[0]:.2f}")
     if args.lockstep:
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (every side's console output, for the whole run)
-    in_pairs: dict[tuple[str, str, int], list[tuple[dict, dict]]] = {}  # --lockstep: (num, den, batch) -> runs
     for batch, methods in PLANS[args.device]:
         for repeat in range(repeats):
-            groups = lockstep_pairs(methods) if args.lockstep else [methods]
-            for group in groups:
-                if args.lockstep:
-                    runs = run_lockstep(group, batch, epochs)
-                    in_pairs.setdefault((*group, batch), []).append(tuple(runs))
-                else:
-                    runs = run_one_by_one(group, batch, epochs)
-                pair = f" ({'/'.join(group)})" if args.lockstep else ""
-                for method, result in zip(group, runs, strict=True):
-                    results.setdefault((method, batch), []).append(result)
-                    say(f"  b{batch} repeat {repeat + 1} {method:9s}{pair}: median epoch "
-                        f"{statistics.median(result['epoch_s']):.4f} s over {result['epochs']} epochs, "
-                        f"val acc {result['val_acc']:.4f}")
+            runs = (run_lockstep if args.lockstep else run_one_by_one)(methods, batch, epochs)
+            for method, result in zip(methods, runs, strict=True):
+                results.setdefault((method, batch), []).append(result)
+                say(f"  b{batch} repeat {repeat + 1} {method:9s}: median epoch "
+                    f"{statistics.median(result['epoch_s']):.4f} s over {result['epochs']} epochs, "
+                    f"val acc {result['val_acc']:.4f}")
     load_after = os.getloadavg()
 
     medians: dict[tuple[str, int], dict[str, float]] = {}
@@ -461,13 +458,6 @@ def main() -> None:
         return medians[num, batch][key] / medians[den, batch][key]
 
     for batch, _ in PLANS[args.device]:
-        say(f"info floor_vs_hand_b{batch}: {ratio('floor', 'hand', batch):.3f} (Lightning's own cost: a loss-only "
-            "module in a bare Trainer, trainlab's optimizer kernel)")
-        say(f"info bare_vs_floor_b{batch}: {ratio('bare', 'floor', batch):.3f} (trainlab's module and datamodule, "
-            "no callbacks, logger or progress bar)")
-        say(f"info template_vs_best_hand_b{batch}: {ratio('trainlab', 'best_hand', batch):.3f} (the hand loop with "
-            "trainlab's optimizer kernel)")
-        say(f"info best_hand_vs_hand_b{batch}: {ratio('best_hand', 'hand', batch):.3f} (fused Adam vs torch's default)")
         if not args.lockstep:  # under --lockstep a full epoch spans the other sides' turns
             say(f"info full-epoch template_vs_hand_b{batch}: "
                 f"{ratio('trainlab', 'hand', batch, 'full_s'):.3f} (checkpoints, epoch-end logging)")
@@ -477,10 +467,11 @@ def main() -> None:
                 f"{ratio('bare', 'floor', batch, 'cpu_s'):.3f} (the process's CPU seconds: time spent waiting for "
                 "a core another process holds is left out)")
 
-    def paired(name: str, num: str, den: str, batch: int, target: float | None = None) -> None:
+    def paired(name: str, num: str, den: str, batch: int, target: float | None = None, what: str = "") -> None:
+        """`info` with the interval, then a `ratio` line, or for a breakdown (`what` says what it measures) none."""
         if args.lockstep:  # epoch k with epoch k from the second (the first carries one-time set-up: the first
             # self.log of each key, the logger's files); a side that stopped early (early stopping) pairs fewer
-            pairs = [pair for a, b in in_pairs[num, den, batch]
+            pairs = [pair for a, b in zip(results[num, batch], results[den, batch], strict=True)
                      for pair in zip(a["epoch_s"][1:], b["epoch_s"][1:], strict=False)]
         else:
             pairs = [(statistics.median(a["epoch_s"]), statistics.median(b["epoch_s"]))
@@ -488,11 +479,20 @@ def main() -> None:
         estimate = paired_ratio(*zip(*pairs, strict=True))
         fastest = min(t for r in results[num, batch] for t in r["epoch_s"]) / min(
             t for r in results[den, batch] for t in r["epoch_s"])
-        say(f"info {name}: {estimate.text(target)}; pooled medians {ratio(num, den, batch):.3f}; "
-            f"fastest epochs {fastest:.3f}")
-        say(f"ratio {name} {estimate.ratio:.3f}")
+        say(f"info {name}: {estimate.ratio:.3f}, {estimate.text(target)}; pooled medians "
+            f"{ratio(num, den, batch):.3f}; fastest epochs {fastest:.3f}{what}")
+        if not what:  # the ratios make bench reports
+            say(f"ratio {name} {estimate.ratio:.3f}")
 
     for batch, _ in PLANS[args.device]:
+        paired(f"floor_vs_hand_b{batch}", "floor", "hand", batch,
+               what=" (Lightning's own cost: a loss-only module in a bare Trainer, trainlab's optimizer kernel)")
+        paired(f"bare_vs_floor_b{batch}", "bare", "floor", batch,
+               what=" (trainlab's module and datamodule; no callbacks, logger or progress bar)")
+        paired(f"template_vs_best_hand_b{batch}", "trainlab", "best_hand", batch,
+               what=" (the hand loop with trainlab's optimizer kernel)")
+        paired(f"best_hand_vs_hand_b{batch}", "best_hand", "hand", batch,
+               what=" (trainlab's optimizer kernel vs torch's default)")
         paired(f"template_vs_floor_b{batch}", "trainlab", "floor", batch, 1.05)
         paired(f"template_vs_hand_b{batch}", "trainlab", "hand", batch, 1.10 if batch >= 128 else 1.0)
     if args.device == "cpu":

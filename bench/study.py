@@ -1,26 +1,30 @@
 """Benchmark: a whole study with trainlab against the script a user would write for it by hand.
 
-  trainlab  `python train.py experiment=act_optim replicates=1 logger=none hydra.sweep.dir=<tmp>`: the 9 settings
+  basic     `python train.py experiment=act_optim replicates=1 logger=none hydra.sweep.dir=<tmp>`: the 9 settings
             (sigmoid/tanh/relu x sgd/rmsprop/adam; MNIST 5k, batch 32, 10 epochs) one after another in one
             process, each with per-epoch evaluation of val and a training sample, checkpoints, a test of the best
             epoch, then the sweep's report (tables, plots, the experiment's claims);
+  joblib    the same with `hydra/launcher=joblib`, the way README documents for a study on a machine with cores
+            to spare (one job per core, one torch thread each);
   hand      `python bench/study.py --hand`: one process that loads the same CSV with pandas, splits and scales it
             with the same scikit-learn calls, and for each setting builds the same MLP (784-512-256-512-10), trains
             it with torch.optim's default implementation and the experiment's learning rates, evaluates val and
             the training sample each epoch and tests the last weights.
 
-Both are whole processes, timed from start to exit; runs are interleaved (hand, trainlab, ...); the ratio is
-paired within each repeat, with its 95% interval over repeats (bench/paired.py).
+All are whole processes, timed from start to exit; runs are interleaved (hand, basic, joblib, ...); each ratio
+is paired within each repeat, with its 95% interval over repeats (bench/paired.py).
 
 Run:   .venv/bin/python bench/study.py            (2 repeats)
        .venv/bin/python bench/study.py --quick    (2 epochs, 1 repeat)
        .venv/bin/python bench/study.py --replicated [--epochs N]   (the shipped study, 5 replicates: basic vs joblib)
-Ends with `ratio study_vs_hand_script <x>` (trainlab over hand; target <= 1.10), or with --replicated
+Ends with `ratio study_vs_hand_script <x>` (basic over hand; target <= 1.10) and `ratio
+study_joblib_vs_hand_script <x>` (joblib over hand), or with --replicated
 `ratio replicated_joblib_vs_basic <x>` (below 1: joblib is faster on this machine).
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import json
 import os
@@ -135,27 +139,30 @@ def main() -> None:
     load_before = os.getloadavg()
     print(f"act_optim, 9 settings x {epochs} epochs; {repeats} interleaved repeats; {os.cpu_count()} cpus; "
           f"load average {load_before[0]:.2f}", flush=True)
-    results: dict[str, list[dict]] = {"hand": [], "trainlab": []}
+    sides = {"hand": run_hand, "basic": run_trainlab, "joblib": functools.partial(run_trainlab, launcher="joblib")}
+    results: dict[str, list[dict]] = {side: [] for side in sides}
     for repeat in range(repeats):
-        for side, run in (("hand", run_hand), ("trainlab", run_trainlab)):
+        for side, run in sides.items():
             results[side].append(run(epochs))
             result = results[side][-1]
             extra = f", the jobs' own wall times {result['job_seconds']:.1f} s" if "job_seconds" in result else ""
-            print(f"  repeat {repeat + 1} {side:8s}: {result['seconds']:.1f} s for {result['settings']} settings{extra}",
+            print(f"  repeat {repeat + 1} {side:6s}: {result['seconds']:.1f} s for {result['settings']} settings{extra}",
                   flush=True)
     load_after = os.getloadavg()
     from bench.paired import paired_ratio  # not at the top: `--hand`'s timed process must not import scipy
 
     medians = {side: statistics.median(r["seconds"] for r in runs) for side, runs in results.items()}
-    estimate = paired_ratio(*([r["seconds"] for r in results[side]] for side in ("trainlab", "hand")))
-    print("\nfinal val acc per setting (last repeat), hand / trainlab:")
+    print("\nfinal val acc per setting (last repeat), hand / basic / joblib:")
     for name, acc in results["hand"][-1]["val_acc"].items():
-        print(f"  {name:14s} {acc:.4f} / {results['trainlab'][-1]['val_acc'].get(name, float('nan')):.4f}")
+        print(f"  {name:14s} {acc:.4f} / " + " / ".join(f"{results[side][-1]['val_acc'].get(name, float('nan')):.4f}"
+                                                        for side in ("basic", "joblib")))
     print(f"load average: {load_before[0]:.2f} at start, {load_after[0]:.2f} at end")
-    print(f"info study_hand_s {medians['hand']:.1f}")
-    print(f"info study_trainlab_s {medians['trainlab']:.1f}")
-    print(f"info study_vs_hand_script: {estimate.text(1.10)}; medians {medians['trainlab'] / medians['hand']:.3f}")
-    print(f"ratio study_vs_hand_script {estimate.ratio:.3f}")
+    for side in sides:
+        print(f"info study_{side}_s {medians[side]:.1f}")
+    for side, name in (("basic", "study_vs_hand_script"), ("joblib", "study_joblib_vs_hand_script")):
+        estimate = paired_ratio([r["seconds"] for r in results[side]], [r["seconds"] for r in results["hand"]])
+        print(f"info {name}: {estimate.text(1.10)}; medians {medians[side] / medians['hand']:.3f}")
+        print(f"ratio {name} {estimate.ratio:.3f}")
 
 
 def replicated(epochs: int) -> None:

@@ -231,7 +231,7 @@ def test_fastest_optimizer_kernel_matches_the_default_one(tmp_path, optimizer):
     import torch
     from hydra.utils import instantiate
 
-    from trainlab.optim import accepts_fused, build_optimizer
+    from trainlab.optim import accepts, build_optimizer
 
     factory = instantiate(make_cfg(tmp_path, f"optim={optimizer}").optim)
     nets = []
@@ -247,8 +247,11 @@ def test_fastest_optimizer_kernel_matches_the_default_one(tmp_path, optimizer):
             chosen.step()
         nets.append((net, chosen))
     (fast, fast_optimizer), (reference, reference_optimizer) = nets
-    assert fast_optimizer.defaults.get("fused") is (True if accepts_fused(factory) else None)
+    fused = accepts(factory, "fused")
+    assert fast_optimizer.defaults.get("fused") is (True if fused else None)
+    assert fast_optimizer.defaults.get("foreach") is (None if fused else True)  # RMSprop: no fused kernel
     assert reference_optimizer.defaults.get("fused") in (None, False)
+    assert reference_optimizer.defaults.get("foreach") is None
     for p, q in zip(fast.parameters(), reference.parameters(), strict=True):
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)  # the same update, summed in another order
 
@@ -279,4 +282,5 @@ def test_half_precision_weights_keep_torchs_own_update(tmp_path):
 
     factory = instantiate(make_cfg(tmp_path, "optim=sgd").optim)
     half = [torch.nn.Parameter(torch.zeros(2, dtype=torch.float16))]
-    assert build_optimizer(factory, half).defaults.get("fused") is None
+    defaults = build_optimizer(factory, half).defaults
+    assert defaults.get("fused") is None and defaults.get("foreach") is None

@@ -139,8 +139,9 @@ def plot_confusion(title: str, matrix: list[list[int]], names: list[str], path: 
     largest = max(max(row) for row in matrix) or 1
     for i, row in enumerate(matrix):
         for j, count in enumerate(row):
-            ax.text(j, i, str(count), ha="center", va="center", fontsize=7,
-                    color="white" if count > largest / 2 else "black")
+            label = ax.text(j, i, str(count), ha="center", va="center", fontsize=7,
+                            color="white" if count > largest / 2 else "black")
+            label.set_in_layout(False)  # inside its cell: tight_layout need not measure 100 labels
     return save(fig, path)
 
 

@@ -74,9 +74,10 @@ results: setup
 	$(PY) scripts/results.py $(ARGS)
 
 # Benchmarks, not tests: each script prints its baseline, trainlab and `ratio <target> <value>` lines,
-# all measured in the same run (speed.py 2.5 minutes, startup.py and study.py 4.8 together, on 2 cores). Results: bench/README.md.
+# all measured in the same run (speed.py 1.7 minutes a run, study.py 4.3, on 2 cores). Results: bench/README.md.
 bench: setup
 	$(PY) bench/speed.py --threads 1 --lockstep --repeats 3 --epochs 8
+	$(PY) bench/speed.py --threads 1 --lockstep --repeats 3 --epochs 8 --optim sgd
 	$(PY) bench/startup.py
 	$(PY) bench/study.py
 	$(PY) bench/sweep.py

@@ -266,12 +266,14 @@ def test_a_configs_own_kernel_choice_is_kept(tmp_path):
     assert build_optimizer(factory, [torch.nn.Parameter(torch.zeros(2))]).defaults["fused"] is False
 
 
-def test_fused_and_default_adam_train_to_the_same_metrics(tmp_path):
-    fused = short_run(tmp_path / "fused", "optim=adam")
-    default = short_run(tmp_path / "default", "optim=adam", "+optim.fused=false")
-    for epoch_fused, epoch_default in zip(fused["history"], default["history"], strict=True):
+@pytest.mark.parametrize(("optimizer", "torchs_loop"), [("adam", "+optim.fused=false"),
+                                                       ("rmsprop", "+optim.foreach=false")])
+def test_trainlabs_kernel_and_torchs_loop_train_to_the_same_metrics(tmp_path, optimizer, torchs_loop):
+    fast = short_run(tmp_path / "fast", f"optim={optimizer}")
+    loop = short_run(tmp_path / "loop", f"optim={optimizer}", torchs_loop)
+    for epoch_fast, epoch_loop in zip(fast["history"], loop["history"], strict=True):
         for key in ("train/loss", "val/loss", "val/acc"):
-            assert epoch_fused[key] == pytest.approx(epoch_default[key], abs=1e-4), key
+            assert epoch_fast[key] == pytest.approx(epoch_loop[key], abs=1e-4), key
 
 
 def test_half_precision_weights_keep_torchs_own_update(tmp_path):

@@ -34,7 +34,7 @@ interval is at or below it, "missed" when the whole interval is above, and other
 With --lockstep the sides of a batch size run together, in threads of one process that take turns epoch by
 epoch (the others wait), and each epoch of one side is paired with the same epoch of another, timed seconds
 apart (from the second epoch on: the first carries one-time set-up): the steadiest figure on this machine.
-The objects alive before a pair starts are frozen out of the garbage collector's full passes (gc.freeze),
+The objects alive before a group starts are frozen out of the garbage collector's full passes (gc.freeze),
 which would otherwise scan them for ~0.2 s inside some side's epoch. "Full" epochs are not measured then
 (they would span the other side's turns).
 
@@ -410,8 +410,8 @@ def main() -> None:
     parser.add_argument("--device", choices=tuple(PLANS), default="cpu",
                         help="cuda: data and nets on the GPU, batches 128 and 512, and 32-true vs bf16-mixed on a wide MLP")
     parser.add_argument("--lockstep", action="store_true",
-                        help="the sides of a repeat run in one process and take turns epoch by epoch; ratios pair "
-                        "each epoch with the other side's same epoch (steadier on a machine whose speed drifts)")
+                        help="the sides of a batch size run in one process and take turns epoch by epoch; ratios "
+                        "pair each epoch with the other side's same epoch (steadier on a machine whose speed drifts)")
     parser.add_argument("--optim", default="adam", help="the conf/optim option every side trains with (default adam)")
     args = parser.parse_args()
     DEVICE, OPTIM = torch.device(args.device), args.optim

@@ -8,7 +8,7 @@ weights (torch seed = cfg.seed):
              default implementation), batches sliced from a torch.randperm each
              epoch, then per epoch the evaluation trainlab does too (eval mode, no_grad, loss + accuracy on
              val and on a fixed training sample of the same size), batched like trainlab's validation loaders;
-  best_hand  the same loop with trainlab's optimizer kernel (fused Adam, trainlab.optim.build_optimizer);
+  best_hand  the same loop with trainlab's kernel for that optimizer (trainlab.optim.build_optimizer: fused Adam);
   trainlab   the real entry, `trainlab.pipeline.train_and_test(cfg)` with cfg composed from conf/train.yaml as
              tests/conftest.py does (default callbacks, logger=csv into a temp dir), plus one added
              callback, `+callbacks.epoch_timer._target_=bench.speed.EpochTimer`;
@@ -76,7 +76,7 @@ from lightning.pytorch.loggers import CSVLogger  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 from torchmetrics import Accuracy  # noqa: E402
 
-from trainlab.build import compose_config  # noqa: E402
+from trainlab.build import compose_config, instantiate_node  # noqa: E402
 from trainlab.callbacks import Diagnostic  # noqa: E402
 from trainlab.optim import build_optimizer  # noqa: E402
 
@@ -196,12 +196,6 @@ def make_cfg(out: str, *overrides: str):
     return compose_config(*device, f"optim={OPTIM}", *overrides, output_dir=out)
 
 
-def optimizer_factory(cfg):
-    """The config's optimizer, as a factory of parameters (a functools.partial of its torch class)."""
-    from hydra.utils import instantiate
-
-    return instantiate(cfg.optim)
-
 
 def parts(cfg):
     """The datamodule (its splits on DEVICE), a freshly seeded net (trainlab's initial weights) and the training sample."""
@@ -222,7 +216,7 @@ def run_hand(batch: int, epochs: int, tmp: str, best: bool = False) -> dict:
     dm, net, sample = parts(cfg)
     (x, y), val = dm.splits["train"], dm.splits["val"]
     evals = {"val": val, "train": (x[sample], y[sample])}
-    factory = optimizer_factory(cfg)
+    factory = instantiate_node(cfg.optim)
     optimizer = build_optimizer(factory, net.parameters()) if best else factory(net.parameters())
     times, cpu, acc = [], [], {}
     for epoch in range(epochs):
@@ -308,7 +302,7 @@ def run_usual(batch: int, epochs: int, tmp: str) -> dict:
     cfg = make_cfg(tmp, f"data.batch_size={batch}")
     dm, net, sample = parts(cfg)
     (x, y), (xv, yv) = dm.splits["train"], dm.splits["val"]
-    report, trainer = timed_fit(UsualModule(net, dm.num_classes, optimizer_factory(cfg)),
+    report, trainer = timed_fit(UsualModule(net, dm.num_classes, instantiate_node(cfg.optim)),
                                 DataLoader(TensorDataset(x, y), batch_size=batch, shuffle=True),
                                 [DataLoader(TensorDataset(xv, yv), batch_size=batch),
                                  DataLoader(TensorDataset(x[sample], y[sample]), batch_size=batch)],
@@ -340,7 +334,8 @@ def run_floor(batch: int, epochs: int, tmp: str) -> dict:
     cfg = make_cfg(tmp, f"data.batch_size={batch}")
     dm, net, sample = parts(cfg)
     (x, y), (xv, yv) = dm.splits["train"], dm.splits["val"]
-    report, _ = timed_fit(FloorModule(net, optimizer_factory(cfg)), TensorBatches(x, y, batch, shuffle=True, seed=cfg.seed),
+    floor = FloorModule(net, instantiate_node(cfg.optim))
+    report, _ = timed_fit(floor, TensorBatches(x, y, batch, shuffle=True, seed=cfg.seed),
                           [TensorBatches(xv, yv, batch, shuffle=False, seed=0),
                            TensorBatches(x[sample], y[sample], batch, shuffle=False, seed=0)],
                           epochs, tmp, logger=False, enable_checkpointing=False, enable_progress_bar=False,
@@ -412,7 +407,8 @@ def main() -> None:
     parser.add_argument("--lockstep", action="store_true",
                         help="the sides of a batch size run in one process and take turns epoch by epoch; ratios "
                         "pair each epoch with the other side's same epoch (steadier on a machine whose speed drifts)")
-    parser.add_argument("--optim", default="adam", help="the conf/optim option every side trains with (default adam)")
+    parser.add_argument("--optim", default="adam", choices=sorted(p.stem for p in (ROOT / "conf" / "optim").glob("*.yaml")),
+                        help="the conf/optim option every side trains with (default adam)")
     args = parser.parse_args()
     DEVICE, OPTIM = torch.device(args.device), args.optim
     if args.threads:

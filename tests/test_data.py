@@ -133,7 +133,7 @@ def test_digits_sizes_are_read_from_data(tmp_path):
 
 
 def test_standard_scaler_is_fitted_on_train_only(tmp_path):
-    dm = datamodule(tmp_path, "data=digits", "data.scaler=standard")
+    dm = datamodule(tmp_path, "data=digits", "data.scaler=standard", "data.max_z=null")
     train_x, val_x = dm.splits["train"][0], dm.splits["val"][0]
     varying = train_x.std(0) > 0
     torch.testing.assert_close(train_x.mean(0), torch.zeros(64), atol=1e-5, rtol=0)
@@ -142,9 +142,61 @@ def test_standard_scaler_is_fitted_on_train_only(tmp_path):
     assert val_x.mean(0).abs().max() > 0.05
 
 
+def near_constant_feature(rows: int = 300) -> tuple[np.ndarray, np.ndarray]:
+    """Two ordinary features and one that is 0 but in a single row (200): a border pixel inked once."""
+    x = np.random.default_rng(0).normal(size=(rows, 3))
+    x[:, 2] = 0.0
+    x[7, 2] = 200.0
+    return x, np.arange(rows) % 3
+
+
+@pytest.mark.parametrize(("max_z", "largest"), [(5.0, 5.0), (None, 200.0)])
+def test_standard_scores_are_clipped_at_max_z(max_z, largest):
+    dm = ArrayDataModule(near_constant_feature, scaler="standard", max_z=max_z)
+    # Row 7 is held out: the feature is constant in training (scale 1), so its 200 becomes a z of 200.
+    assert 7 not in dm.train_rows
+    assert max(dm.splits[s][0].abs().max().item() for s in ("train", "val", "test")) == largest
+
+
+def test_global_scaler_is_one_mean_and_std_of_the_training_values(tmp_path):
+    dm = datamodule(tmp_path, "data=digits")  # the default for images
+    raw = datamodule(tmp_path, "data=digits", "data.scaler=none").splits
+    mean, std = raw["train"][0].double().mean(), raw["train"][0].double().std(unbiased=False)
+    for split in ("train", "val", "test"):  # the same affine map for every feature and split: a reference
+        torch.testing.assert_close(dm.splits[split][0].double(), (raw[split][0].double() - mean) / std, atol=1e-5, rtol=0)
+    assert dm.splits["val"][0].mean().abs() > 1e-3  # fitted on train alone
+
+
+@pytest.mark.parametrize("split_seed", [0, 1])
+def test_mnist_inputs_stay_within_three_after_global_scaling(tmp_path, split_seed):
+    # Per-pixel z-scores reached 432 (val) and 500 (test) on split seed 0: scripts/input_ranges.py.
+    dm = datamodule(tmp_path, f"data.split_seed={split_seed}")
+    assert max(dm.splits[s][0].abs().max().item() for s in ("train", "val", "test")) < 3.0
+
+
+def test_far_outside_values_are_warned_once_naming_split_and_count(caplog):
+    dm = ArrayDataModule(near_constant_feature, scaler="none", val_fraction=0.2, test_fraction=0.2)
+    for split in ("train", "val", "test"):
+        dm.splits[split][0][:, 2] = 0.0
+    x = dm.splits["val"][0]
+    x[:4, 2], x[4, 2] = 50.0, 9.0  # 4 rows far outside; one off the training range but within |10|: not counted
+    caplog.clear()  # building it warned of row 7's 200, held out
+    with caplog.at_level(logging.WARNING, logger="trainlab.data"):
+        dm.warn_far_outside()
+    assert len(caplog.records) == 1
+    assert "val: 4 of 60 rows" in caplog.text and "test:" not in caplog.text and "data.scaler=none" in caplog.text
+
+
+def test_no_warning_on_default_mnist(tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, logger="trainlab.data"):
+        datamodule(tmp_path)
+    assert "beyond any training value" not in caplog.text
+
+
 def test_minmax_and_none_scalers(tmp_path):
-    train_x = datamodule(tmp_path, "data=digits", "data.scaler=minmax").splits["train"][0]
-    assert train_x.min() == 0 and train_x.max() == 1
+    splits = datamodule(tmp_path, "data=digits", "data.scaler=minmax").splits
+    assert splits["train"][0].min() == 0 and splits["train"][0].max() == 1
+    assert all(splits[s][0].min() >= 0 and splits[s][0].max() <= 1 for s in ("val", "test"))  # clipped there
     raw = datamodule(tmp_path, "data=digits", "data.scaler=none").splits["train"][0]
     assert raw.max() == 16  # load_digits pixels are 0..16
 

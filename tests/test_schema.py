@@ -113,7 +113,7 @@ def test_init_checks_say_in_full_what_is_wrong(init, says):
      "data.shuffle_seed: is set by trainlab from seed; leave it out of the config"),
     # The keys trainlab sets itself (shuffle_seed, inputs) are not offered.
     ("data", {"_target_": "trainlab.data.ArrayDataModule", "colour": 1}, "data.colour: not a parameter of "
-     "trainlab.data.ArrayDataModule; it takes batch_size, cache_dir, loader, scaler, split_seed, test_fraction, "
+     "trainlab.data.ArrayDataModule; it takes batch_size, cache_dir, loader, max_z, scaler, split_seed, test_fraction, "
      "val_fraction"),
     ("x", {"_target_": "os.getcwd", "colour": 1}, "x.colour: not a parameter of os.getcwd; it takes none"),
 ])
@@ -159,7 +159,7 @@ def test_each_rule_accepts_exactly_its_values(make, value, accepted):
     (partial(OneOf, "step", 1), "one of step, 1"), (partial(Either, NULL, TEXT), "null or a string"),
     (partial(ListOf, Integer(1)), "a list of values, each an integer >= 1"),
     (partial(ListOf, Number(), length=2), "a list of 2 values, each a finite number"),
-    (partial(NamesIn, "trainlab.data:SCALERS"), "one of standard, minmax, none"),
+    (partial(NamesIn, "trainlab.data:SCALERS"), "one of global, standard, minmax, none"),
     (partial(Rule, "even", lambda v: v % 2 == 0), "even"),
 ])
 def test_each_rule_says_what_it_accepts(make, described):

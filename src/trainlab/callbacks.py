@@ -282,7 +282,7 @@ class NaNGuard(L.Callback):
             f"  [ ] learning rate: {group['lr']:g} (lower it, e.g. optim.lr={group['lr'] / 10:g})",
             f"  [ ] optimizer: {type(optimizer).__name__} (an adaptive one, optim=adam, is more forgiving)",
             f"  [{_mark(max_abs > 1e3)}] feature scaling: largest |training feature| {max_abs:.3g} "
-            "(data.scaler=standard or minmax)",
+            "(data.scaler=global, standard or minmax)",
             f"  [{_mark(outputs != needed or int(y.max()) >= dm.num_classes)}] output size vs labels: {outputs} "
             f"outputs for {dm.num_classes} classes, largest label in this batch {int(y.max())}",
             f"  [{_mark('16' in str(trainer.precision))}] precision: {trainer.precision} (32-true is the safe choice)",

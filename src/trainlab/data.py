@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 import lightning as L
 import numpy as np
 import torch
-from hydra.utils import get_class
 
 from trainlab.errors import ConfigError
 
@@ -26,9 +25,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Imported when used: scikit-learn imports pandas, together ~0.5 s of every start-up that does not need them.
-SCALERS = {"standard": "sklearn.preprocessing.StandardScaler", "minmax": "sklearn.preprocessing.MinMaxScaler",
-           "none": None}
+# `data.scaler`'s options (built by trainlab.scalers, imported when a split is first made).
+SCALERS = {"global": "one mean and std over all training values (images)",
+           "standard": "per-feature z-scores clipped at data.max_z (tables)",
+           "minmax": "per-feature [0, 1], clipped there", "none": "as loaded"}
+# A scaled val/test value beyond this, and beyond every training value of its feature, is far outside.
+FAR_OUTSIDE = 10.0
 
 
 # pragma: no mutate start (make mutation: loading and batching, tested by training; the split and scaler are mutated)
@@ -236,10 +238,10 @@ class ArrayDataModule(InMemoryDataModule):
     """Any (features, labels) array source, scaled on the training split only."""
 
     def __init__(self, loader: Callable[[], tuple[np.ndarray, np.ndarray]], scaler: str = "standard",
-                 inputs: str = "features", cache_dir: str | None = None, **split_options):
+                 max_z: float | None = 5.0, inputs: str = "features", cache_dir: str | None = None, **split_options):
         if inputs != "features":
             raise ConfigError("model", "model=text_* needs text data: data=bbc_news, imdb, rotten_tomatoes or text_files")
-        self.loader, self.scaler_name, self.cache_dir = loader, scaler, cache_dir
+        self.loader, self.scaler_name, self.max_z, self.cache_dir = loader, scaler, max_z, cache_dir
         super().__init__(**split_options)
 
     def load(self) -> tuple[np.ndarray, np.ndarray]:
@@ -261,6 +263,23 @@ class ArrayDataModule(InMemoryDataModule):
         self.splits = {name: (torch.as_tensor(prepared[f"{name}_x"], dtype=torch.float32),
                               torch.as_tensor(y[prepared[f"{name}_rows"]], dtype=torch.long))
                        for name in ("train", "val", "test")}
+        self.warn_far_outside()
+
+    def warn_far_outside(self) -> None:
+        """One warning naming each held-out split with rows that hold a value far outside the training range."""
+        train = self.splits["train"][0]
+        reach = train.abs().amax(dim=0)  # per feature: the largest |value| training showed the net
+        counts = []
+        for name in ("val", "test"):
+            x = self.splits[name][0].abs()
+            far = int(((x > FAR_OUTSIDE) & (x > reach)).any(dim=1).sum())
+            if far:
+                counts.append(f"{name}: {far} of {len(x)} rows")
+        if counts:
+            log.warning("%s hold a feature with |value| > %g, beyond any training value of that feature (data.scaler="
+                        "%s): such rows' losses can dominate the means and the val-chosen checkpoint; data.scaler=global "
+                        "(images) or standard with data.max_z bounds them", "; ".join(counts), FAR_OUTSIDE,
+                        self.scaler_name)
 
     def split_and_scale(self, x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
         """Each split's rows and its features, scaled by the scaler fitted on the training split."""
@@ -272,8 +291,10 @@ class ArrayDataModule(InMemoryDataModule):
 
     def fit_scaler(self, train_x: np.ndarray):
         """Fitted on the training split alone: no val/test statistic leaks into training."""
-        scaler = SCALERS[self.scaler_name]
-        return get_class(scaler)().fit(train_x) if scaler is not None else None
+        from trainlab.scalers import make_scaler
+
+        scaler = make_scaler(self.scaler_name, self.max_z)
+        return scaler.fit(train_x) if scaler is not None else None
 
     @cached_property
     def scaler(self):
@@ -289,7 +310,7 @@ class ArrayDataModule(InMemoryDataModule):
         for array in (x, y):
             key.update(f"{array.dtype}{array.shape}".encode())
             key.update(np.ascontiguousarray(array))
-        key.update(repr((self.val_fraction, self.test_fraction, self.split_seed, self.scaler_name,
+        key.update(repr((self.val_fraction, self.test_fraction, self.split_seed, self.scaler_name, self.max_z,
                          importlib.metadata.version("scikit-learn"))).encode())
         return Path(self.cache_dir) / f"splits-{key.hexdigest()}.npz"
 

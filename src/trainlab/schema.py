@@ -56,6 +56,7 @@ RULES: dict[str, Rule] = {
     "data.loader.cache_dir": Either(NULL, TEXT),
     "data.cache_dir": Either(NULL, TEXT),
     "data.scaler": NamesIn("trainlab.data:SCALERS"),
+    "data.max_z": Either(NULL, POSITIVE),
     "data.val_fraction": FRACTION,
     "data.test_fraction": FRACTION,
     "data.split_seed": SEED,

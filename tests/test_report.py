@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from trainlab.compare import group_settings, rank
 from trainlab.pipeline import train_and_test
@@ -285,13 +286,24 @@ def test_replicates_without_a_sweep_says_to_add_m(tmp_path):
 
 
 @pytest.mark.full
-def test_replicates_shorthand_sweeps_consecutive_seeds(tmp_path):
-    result = run_cli("-m", "replicates=3", "data=digits", "model=uniform", "model.width=8", "model.depth=1",
-                     "trainer.max_epochs=1", "logger=none", f"hydra.sweep.dir={tmp_path}")
+def test_replicates_are_seed_and_split_pairs_shared_by_the_settings(tmp_path):
+    result = run_cli("-m", "replicates=3", "activation=relu,tanh", "data=digits", "model=uniform", "model.width=8",
+                     "model.depth=1", "trainer.max_epochs=1", "logger=none", f"hydra.sweep.dir={tmp_path}")
     assert result.returncode == 0, result.stderr[-2000:]
-    seeds = sorted(json.loads(p.read_text())["overrides"][0] for p in tmp_path.glob("*/summary.json"))
-    assert seeds == ["seed=42", "seed=43", "seed=44"]  # from the config's seed on
-    assert table(tmp_path, "Settings")[0][2] == "3"
+    pairs: dict[str, list] = {}
+    for path in tmp_path.glob("*/config.yaml"):
+        config = yaml.safe_load(path.read_text())
+        pairs.setdefault(config["activation"]["_target_"], []).append((config["seed"], config["data"]["split_seed"]))
+    assert [sorted(p) for p in pairs.values()] == [[(42, 42), (43, 43), (44, 44)]] * 2  # distinct splits, paired
+    assert [row[2] for row in table(tmp_path, "Settings")] == ["3", "3"]
+    assert "Each replicate has its own seed and data split" in (tmp_path / "report.md").read_text()
+
+
+def test_a_fixed_split_is_refused_where_the_experiment_requires_varied_splits(tmp_path):
+    result = run_cli("experiment=scaling", "data.split_seed=0", f"hydra.sweep.dir={tmp_path}")
+    assert result.returncode == 2 and "error: data.split_seed: data.split_seed=0 gives all 5 replicates one split" \
+        in result.stderr
+    assert not tmp_path.exists() or not list(tmp_path.glob("*/summary.json"))
 
 
 def test_a_single_seed_with_replicates_is_refused(tmp_path):
@@ -540,16 +552,31 @@ def test_setting_rows_of_three_settings_and_of_one_without_train_metrics(tmp_pat
     assert setting_rows([unranked])[0][0] == "-"
 
 
+def setting_of(n: int, splits: int):
+    """A setting of n replicates spread over `splits` data splits (seed i, split i % splits)."""
+    return type("S", (), {"n": n, "runs": [{"replicate": (i, i % splits)} for i in range(n)]})
+
+
 def test_settings_note_in_full():
     def note(*replicates):
-        return settings_note([type("S", (), {"n": n}) for n in replicates])
+        return settings_note([setting_of(n, n) for n in replicates])
     tail = ("Ranked on val/acc; each setting is tested against the first (paired t over shared seeds and splits, "
             "else McNemar on the same samples), Holm-corrected; tied = not distinguishable from the first at the "
             "5% level. Test metrics are shown beside, never used to choose.")
     assert note(2, 1) == ("Mean and 95% interval of the tested model (the best checkpoint) over replicates "
-                          "(Student t; one run: Wilson interval). " + tail)
+                          "(Student t; one run: Wilson interval). " + tail + " Each replicate has its own seed and "
+                          "data split, so an interval includes the sampling noise of the evaluation split.")
     assert note(1, 1) == ("Mean and 95% interval of the tested model (the best checkpoint) over replicates "
                           "(one run each: Wilson interval of each accuracy). " + tail)
+
+
+@pytest.mark.parametrize(("splits", "says"), [
+    ((3, 2), "Each replicate has its own seed and data split"),
+    ((1, 1), "All replicates share one data split: an interval covers seed-to-seed variation only"),
+    ((3, 1), "Some replicates share a data split"),
+])
+def test_the_note_says_which_noise_the_intervals_cover(splits, says):
+    assert says in settings_note([setting_of(n, k) for n, k in zip((3, 2), splits, strict=True)])
 
 
 def test_html_table_rows_and_stars_stripped_only():

@@ -19,7 +19,8 @@ from trainlab.stats import ALPHA, Comparison, Estimate, estimate, holm, mcnemar,
 
 REPLICATE_KEYS = ("seed", "data.split_seed")
 # Overrides that change how a run is watched, not what it trains: not part of a setting.
-TOOLING = ("replicates", "logger", "threads", "print_config", "callbacks.progress_bar", "hydra", "paths")
+TOOLING = ("replicates", "require_varied_splits", "logger", "threads", "print_config", "callbacks.progress_bar",
+           "hydra", "paths")
 METRICS = ("val/acc", "test/acc", "train/acc", "val/loss", "train/loss", "test/loss")
 RANK_METRIC = "val/acc"
 

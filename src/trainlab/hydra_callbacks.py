@@ -11,7 +11,7 @@ from pathlib import Path
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from trainlab.errors import CannotWrite, ConfigError, exit_with
 
@@ -36,12 +36,20 @@ class WritableOutputDir(Callback):
 
 
 class ReplicateSeeds(Callback):
-    """`seed=7` on a sweep's command line would replace the seeds `replicates=N` sweeps: one seed, silently."""
+    """`seed=7` on a sweep's command line would replace the seeds `replicates=N` sweeps: one seed, silently. And
+    an experiment that requires varied splits refuses a fixed `data.split_seed` (its replicates would share one)."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         replicates = config.get("replicates", 1)
         if not isinstance(replicates, int) or replicates < 2:
             return
+        data = config.get("data")
+        if config.get("require_varied_splits") and data is not None and "split_seed" in data \
+                and not OmegaConf.is_interpolation(data, "split_seed"):
+            exit_with(ConfigError("data.split_seed", f"data.split_seed={data.split_seed} gives all {replicates} "
+                                  "replicates one split, but this experiment's claims must hold across splits "
+                                  "(require_varied_splits=true); leave data.split_seed out, or add "
+                                  "require_varied_splits=false for a quick look on one split"))
         for override in OverridesParser.create().parse_overrides(list(config.hydra.overrides.task)):
             if override.key_or_group == "seed" and not override.is_sweep_override():
                 start = override.value()

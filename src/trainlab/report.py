@@ -203,6 +203,21 @@ def claim_rows(records: list[dict]) -> list[list[str]]:
     return [[r["text"], str(r.get("source") or "-"), f"**{r['outcome']}**", r["evidence"]] for r in records]
 
 
+def replicate_kind(ranked: list[Setting]) -> str:
+    """Which noise the intervals over replicates cover: seeds and splits, or seeds on one split."""
+    replicated = [s for s in ranked if s.n > 1]
+    splits = [len({r["replicate"][1] for r in s.runs}) for s in replicated]
+    if not replicated:
+        return ""
+    if all(k == s.n for k, s in zip(splits, replicated, strict=True)):
+        return (" Each replicate has its own seed and data split, so an interval includes the sampling noise of the "
+                "evaluation split.")
+    if all(k == 1 for k in splits):
+        return (" All replicates share one data split: an interval covers seed-to-seed variation only, not the "
+                "sampling of the evaluation set (vary data.split_seed for that).")
+    return " Some replicates share a data split: an interval covers part of the evaluation set's sampling noise."
+
+
 def settings_note(ranked: list[Setting]) -> str:
     replicated = any(s.n > 1 for s in ranked)
     return ("Mean and 95% interval of the tested model (the best checkpoint) over replicates "
@@ -210,7 +225,7 @@ def settings_note(ranked: list[Setting]) -> str:
             f"{'; one run: Wilson interval' if replicated else ''}). Ranked on {RANK_METRIC}; each setting is tested "
             "against the first (paired t over shared seeds and splits, else McNemar on the same samples), "
             "Holm-corrected; tied = not distinguishable from the first at the 5% level. Test metrics are "
-            "shown beside, never used to choose.")
+            "shown beside, never used to choose." + replicate_kind(ranked))
 
 
 def markdown_table(rows: list[list[str]], columns: list[str] = COLUMNS) -> str:

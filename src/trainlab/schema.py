@@ -40,6 +40,7 @@ RULES: dict[str, Rule] = {
     "**._partial_": FLAG,
     "seed": SEED,
     "replicates": Integer(1),
+    "require_varied_splits": FLAG,
     "claims": Rule("a list of claims (see conf/experiment/)", lambda v: isinstance(v, list)),
     "resume": Either(NULL, TEXT),
     "ckpt_path": Either(NULL, TEXT),

@@ -2,21 +2,27 @@
 
     make results        # or: python scripts/results.py [experiment ...]
     python scripts/results.py --readme    # only rewrite README.md from results/
+    python scripts/results.py --check     # rerun every setting Results reports as completed, briefly: stale?
 
 Sweeps run, with each experiment's own replicates, into outputs/results/<experiment>/ (git-ignored,
 with checkpoints and logs); each sweep's settings and claims tables, claims.json and plots are copied
 to results/<experiment>/ (committed) with its wall time, and README.md's section between the results
 markers is rewritten from results/: every claim of every experiment in one table, then each
 experiment's tables. Rerunning one experiment keeps the others. Nothing there is typed by hand.
+Each results/<experiment>/run.json records the commit, date, data and command of its sweep, and every
+setting it ran with its completed and failed runs: what `--check` (and tests/test_results.py) reruns.
 """
 from __future__ import annotations
 
+import datetime
 import json
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from trainlab.compare import is_setting_override
 
 ROOT = Path(__file__).resolve().parents[1]
 START, END = "<!-- results:start -->", "<!-- results:end -->"
@@ -34,6 +40,27 @@ EXPERIMENTS = {
     "precision": ([], "32-true vs bf16-mixed vs 16-mixed (runs as bf16-mixed on a CPU): accuracy"),
     "imdb_overfit": (["data=bbc_news"], "the notes' IMDB overfitting recipe on the embedded BBC News"),
 }
+
+
+# One replicate, one epoch on a few batches, no report: enough to see a setting fail, diverge or be refused.
+CHECK = ["replicates=1", "trainer.max_epochs=1", "trainer.limit_train_batches=5", "trainer.limit_val_batches=2",
+         "logger=none", "print_config=false", "callbacks.progress_bar.refresh_rate=0", "~hydra.callbacks.report"]
+
+
+def command_overrides(name: str) -> list[str]:
+    return [f"experiment={name}", *EXPERIMENTS[name][0]]
+
+
+def setting_of(overrides: list[str], command: list[str]) -> tuple[str, ...]:
+    """A job's setting: its overrides that pick what it trains, less those every job of the sweep shares."""
+    return tuple(sorted(o for o in overrides if is_setting_override(o) and o not in command and o not in CHECK))
+
+
+def commit() -> str:
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "src", "conf"], cwd=ROOT, capture_output=True,
+                           text=True).stdout.strip()
+    return head.stdout.strip() + (" with uncommitted changes" if dirty else "") if head.returncode == 0 else "unknown"
 
 
 def run(name: str, overrides: list[str]) -> tuple[Path, float]:
@@ -58,19 +85,30 @@ def collect(name: str, sweep: Path, seconds: float) -> None:
             shutil.copy(sweep / artefact, target / artefact)
     sections = (sweep / "report.md").read_text().split("\n## ")[1:]
     kept = [f"#### {s.strip()}" for s in sections if not s.startswith("Runs")]
-    runs = len(list(sweep.glob("*/summary.json")))
+    summaries = [json.loads(p.read_text()) for p in sorted(sweep.glob("*/summary.json"))]
+    command = command_overrides(name)
+    settings: dict[tuple, dict] = {}
+    for summary in summaries:
+        setting = settings.setdefault(setting_of(summary.get("overrides") or [], command),
+                                      {"completed": 0, "failed": 0})
+        setting["completed" if summary.get("status") == "completed" else "failed"] += 1
     (target / "report.md").write_text("\n\n".join(kept) + "\n")
-    (target / "run.json").write_text(json.dumps({"runs": runs, "seconds": round(seconds)}) + "\n")
+    data = next((o.split("=", 1)[1] for o in command if o.startswith("data=")), "mnist")
+    record = {"runs": len(summaries), "seconds": round(seconds), "commit": commit(),
+              "date": datetime.date.today().isoformat(), "data": data, "command": command,
+              "settings": [{"overrides": list(k), **v} for k, v in settings.items()]}
+    (target / "run.json").write_text(json.dumps(record, indent=1) + "\n")
 
 
 def section(name: str) -> str:
     target = ROOT / "results" / name
     tables = (target / "report.md").read_text().strip()
     images = "".join(f"\n\n![{name} {p.stem}](results/{name}/{p.name})" for p in sorted(target.glob("*.png")))
-    overrides, guide = EXPERIMENTS[name]
-    command = " ".join(["python train.py", f"experiment={name}", *overrides])
+    guide = EXPERIMENTS[name][1]
+    command = " ".join(["python train.py", *command_overrides(name)])
     record = json.loads((target / "run.json").read_text())
-    timing = f" {record['runs']} runs in {record['seconds'] / 60:.1f} min."
+    timing = (f" {record['runs']} runs in {record['seconds'] / 60:.1f} min, on {record.get('date', 'an unrecorded date')} "
+              f"at commit {record.get('commit', 'unrecorded')}.")
     return f"### {name}\n\n{guide}. `{command}`{timing}\n\n{tables}{images}\n"
 
 
@@ -90,7 +128,39 @@ def claims_table(names: list[str]) -> str:
     return f"### The notes' claims\n\n{len(rows) - 2} claims: {summary}.\n\n" + "\n".join(rows) + "\n"
 
 
+def stale(names: list[str], results: Path = ROOT / "results", work: Path = ROOT / "outputs" / "stale") -> list[str]:
+    """Reruns, briefly, every setting Results reports as completed; what now fails, diverges or is refused."""
+    problems = []
+    for name in names:
+        record = json.loads((results / name / "run.json").read_text())
+        if "settings" not in record:
+            problems.append(f"{name}: its Results predate the recorded settings; run make results ARGS={name}")
+            continue
+        sweep = work / name
+        shutil.rmtree(sweep, ignore_errors=True)
+        done = subprocess.run([sys.executable, str(ROOT / "train.py"), "-m", *record["command"], *CHECK,
+                               f"hydra.sweep.dir={sweep}"], cwd=ROOT, capture_output=True, text=True)
+        now = {}
+        for path in sweep.glob("*/summary.json"):
+            summary = json.loads(path.read_text())
+            now[setting_of(summary.get("overrides") or [], record["command"])] = summary
+        for setting in (s for s in record["settings"] if s["completed"]):
+            key, label = tuple(setting["overrides"]), ", ".join(setting["overrides"]) or "default"
+            summary = now.get(key)
+            if summary is None:
+                why = done.stderr.strip().splitlines()[-1:] if done.returncode == 2 else ["the experiment no longer runs it"]
+                problems.append(f"{name}: {label} completed in Results, now not run: {why[0] if why else '-'}")
+            elif summary.get("status") != "completed":
+                problems.append(f"{name}: {label} completed in Results, now {summary.get('status')}: "
+                                f"{' '.join(str(summary.get('error')).split())[:200]}")
+    return problems
+
+
 def main(names: list[str]) -> None:
+    if names and names[0] == "--check":
+        problems = stale(names[1:] or [n for n in EXPERIMENTS if (ROOT / "results" / n / "run.json").exists()])
+        print("\n".join(problems) or "every setting Results reports as completed still runs")
+        sys.exit(1 if problems else 0)
     readme_only = names == ["--readme"]
     unknown = set(names) - set(EXPERIMENTS) if not readme_only else set()
     if unknown:
@@ -106,8 +176,12 @@ def main(names: list[str]) -> None:
     readme = (ROOT / "README.md").read_text()
     head, rest = readme.split(START, 1)
     tail = rest.split(END, 1)[1]
+    records = [json.loads((ROOT / "results" / n / "run.json").read_text()) for n in done]
+    when = sorted({f"commit {r.get('commit', 'unrecorded')} on {r.get('date', 'an unrecorded date')}" for r in records})
     body = "\n".join([f"`make results` ran these {len(done)} sweeps in {minutes:.0f} min on this project's 2-core "
-                       "CPU machine.\n", claims_table(done), *sections])
+                       f"CPU machine, at {'; '.join(when)}. `python scripts/results.py --check` reruns every "
+                       "completed setting briefly to see that none now fails (tests/test_results.py).\n",
+                       claims_table(done), *sections])
     (ROOT / "README.md").write_text(f"{head}{START}\n{body}\n{END}{tail}")
     print(f"README.md: {len(sections)} result sections written")
 

@@ -31,20 +31,21 @@ def run_cli(*args: str, cwd: Path = ROOT, timeout: int = 300) -> subprocess.Comp
 
 
 def fake_run(tmp_path, overrides: list[str], seed: int, val_acc: float, val_loss: float = 0.3,
-             history: list[dict] | None = None, fingerprint: str = "same-samples") -> dict:
-    """A completed run as trainlab.report.load_runs returns it."""
+             history: list[dict] | None = None, fingerprint: str = "same-samples", test_acc: float | None = None) -> dict:
+    """A completed run as trainlab.report.load_runs returns it (test acc 0.01 below val acc unless given)."""
+    test_acc = val_acc - 0.01 if test_acc is None else test_acc
     epoch = {"epoch": 0, "val/acc": val_acc, "val/loss": val_loss, "train/acc": min(1.0, val_acc + 0.02),
              "train/loss": val_loss / 2}
     history = history or [epoch]
     summary = {"status": "completed", "history": history, "best_epoch": history[-1]["epoch"],
                "evaluated": {"epoch": history[-1]["epoch"], "val_samples": 500, "test_samples": 500,
                              "fingerprint": fingerprint},
-               "test": {"test/acc": val_acc - 0.01}, "num_parameters": 100}
+               "test": {"test/acc": test_acc}, "num_parameters": 100}
     folder = tmp_path / f"{'_'.join(overrides)}_{seed}"
     folder.mkdir(parents=True, exist_ok=True)
     return {"name": folder.name, "dir": folder, "summary": summary, "overrides": [*overrides, f"seed={seed}"],
             "failed": False, "config": {"seed": seed, "data": {"split_seed": 0}}, "replicate": (seed, 0),
-            "metrics": {**{k: v for k, v in history[-1].items() if k != "epoch"}, "test/acc": val_acc - 0.01},
+            "metrics": {**{k: v for k, v in history[-1].items() if k != "epoch"}, "test/acc": test_acc},
             "history": history}
 
 

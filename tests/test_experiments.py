@@ -44,9 +44,11 @@ def test_act_optim_reproduces_the_notes(tmp_path):
     assert all(s["threads"] == 1 for s in runs.values())  # one torch thread per joblib job
     assert "activation=sigmoid, optim=sgd" in (tmp_path / "report.md").read_text()
     # The experiment's claims, checked by the sweep's report; tanh and rmsprop were not run in this narrowed sweep.
+    # Only outcomes that hold with margin: one run a setting puts relu+adam vs relu+sgd near the 5% line (McNemar
+    # p 0.03-0.06 across machines), so that one is asserted not to be contradicted, not to be reproduced.
     claims = {c["text"]: c for c in json.loads((tmp_path / "claims.json").read_text())}
-    assert claims["sigmoid+sgd stays at chance: val acc about 0.1"]["outcome"] == "reproduced"
-    assert claims["relu+adam beats relu+sgd"]["outcome"] == "reproduced"
+    assert claims["sigmoid+sgd stays at chance: test acc about 0.1"]["outcome"] == "reproduced"
+    assert claims["relu+adam beats relu+sgd"]["outcome"] in ("reproduced", "not significant")
     assert "McNemar" in claims["relu+adam beats relu+sgd"]["evidence"]
     assert {c["outcome"] for c in claims.values()} <= {"reproduced", "not significant", "contradicted"}
 
@@ -113,5 +115,7 @@ def test_every_experiment_runs_as_the_sweep_it_declares(tmp_path, name):
         assert sum(all(r.get(k) == v for k, v in setting.items()) for r in ran) == 1, setting
     assert all(s["status"] == "completed" for s in runs.values())
     report = (tmp_path / "report.md").read_text()
-    if OmegaConf.load(CONF / "experiment" / f"{name}.yaml").get("claims"):
+    experiment = OmegaConf.load(CONF / "experiment" / f"{name}.yaml")
+    if experiment.get("claims"):
         assert "claims" in report.lower() and (tmp_path / "claims.json").exists()
+    assert ("## Tuning (chosen on val)" in report) == bool(experiment.get("tuned"))

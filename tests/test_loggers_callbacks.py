@@ -48,14 +48,14 @@ def test_checkpoints_best_and_last_and_test_on_best(tmp_path):
 
 
 def test_last_checkpoint_holds_the_last_epoch_after_val_loss_stopped_improving(tmp_path):
-    # Lightning 2.6 rewrites last.ckpt only with a new best: here it would keep epoch 3 of 0-5.
-    summary = train_and_test(make_cfg(tmp_path, "data=digits", "trainer.max_epochs=6", "callbacks.early_stopping=null",
+    # Lightning 2.6 rewrites last.ckpt only with a new best: here it would keep the best epoch, not epoch 7 of 0-7.
+    summary = train_and_test(make_cfg(tmp_path, "data=digits", "trainer.max_epochs=8", "callbacks.early_stopping=null",
                              "logger=none"))
-    assert summary["best_epoch"] < 5, "the case to test: val loss stopped improving before the end"
+    assert summary["best_epoch"] < 7, "the case to test: val loss stopped improving before the end"
     last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
     best = torch.load(summary["best_checkpoint"], weights_only=True)
-    assert last["epoch"] == 5 and best["epoch"] == summary["best_epoch"]
-    assert last["history"][-1]["epoch"] == 5
+    assert last["epoch"] == 7 and best["epoch"] == summary["best_epoch"]
+    assert last["history"][-1]["epoch"] == 7
 
 
 def test_early_stopping_can_trigger(tmp_path):

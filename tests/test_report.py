@@ -486,9 +486,10 @@ def test_setting_rows_show_intervals_failures_parameters_and_ties(tmp_path):
     assert adam[3] == ranked[0].estimates["val/acc"].text() and adam[8] == "100" and sgd[8] == "-"
     assert adam[4] == ranked[0].estimates["test/acc"].text() and adam[6] == ranked[0].estimates["val/loss"].text()
     assert sgd[9] == f"worse (paired t, p={ranked[1].p_holm:.3g})" and adam[9] == "best"
-    assert "(Student t; one run: Wilson interval). Ranked on val/acc;" in settings_note(ranked)
+    assert "(Student t; one run: Wilson interval). val chose each run's checkpoint, so settings are ranked on " \
+        "test/acc" in settings_note(ranked)
     single = rank(group_settings([fake_run(tmp_path, ["optim=adam"], 1, 0.9)]))
-    assert "(one run each: Wilson interval of each accuracy). Ranked on val/acc;" in settings_note(single)
+    assert "(one run each: Wilson interval of each accuracy). val chose" in settings_note(single)
 
 
 def test_markdown_and_html_tables_escape_their_cells():
@@ -560,9 +561,10 @@ def setting_of(n: int, splits: int):
 def test_settings_note_in_full():
     def note(*replicates):
         return settings_note([setting_of(n, n) for n in replicates])
-    tail = ("Ranked on val/acc; each setting is tested against the first (paired t over shared seeds and splits, "
+    tail = ("val chose each run's checkpoint, so settings are ranked on test/acc and claims judged on test (or on a "
+            "run's last epoch); each setting is tested against the first (paired t over shared seeds and splits, "
             "else McNemar on the same samples), Holm-corrected; tied = not distinguishable from the first at the "
-            "5% level. Test metrics are shown beside, never used to choose.")
+            "5% level.")
     assert note(2, 1) == ("Mean and 95% interval of the tested model (the best checkpoint) over replicates "
                           "(Student t; one run: Wilson interval). " + tail + " Each replicate has its own seed and "
                           "data split, so an interval includes the sampling noise of the evaluation split.")

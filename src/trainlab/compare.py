@@ -1,9 +1,10 @@
 """Runs pooled into settings, a ranking that admits ties, and the notes' claims checked against them.
 
 A *setting* is what a sweep compares: the runs whose overrides differ only in `seed` and
-`data.split_seed` are its replicates. Settings are ranked on validation metrics; each is tested
-against the top one (paired over replicates that share seed and split, else McNemar on the saved
-per-sample predictions of one shared evaluation set), with Holm's correction over the comparisons.
+`data.split_seed` are its replicates. val chose each run's checkpoint, so settings are ranked on test metrics
+of that checkpoint; each is tested against the top one (paired over replicates that share seed and split, else
+McNemar on the saved per-sample predictions of one shared evaluation set), with Holm's correction over the
+comparisons. Values are read at the tested checkpoint (`best`) or at each run's last epoch (`last`).
 """
 from __future__ import annotations
 
@@ -19,10 +20,11 @@ from trainlab.stats import ALPHA, Comparison, Estimate, estimate, holm, mcnemar,
 
 REPLICATE_KEYS = ("seed", "data.split_seed")
 # Overrides that change how a run is watched, not what it trains: not part of a setting.
-TOOLING = ("replicates", "require_varied_splits", "logger", "threads", "print_config", "callbacks.progress_bar",
+TOOLING = ("replicates", "require_varied_splits", "tuned", "logger", "threads", "print_config", "callbacks.progress_bar",
            "hydra", "paths")
 METRICS = ("val/acc", "test/acc", "train/acc", "val/loss", "train/loss", "test/loss")
-RANK_METRIC = "val/acc"
+RANK_METRIC = "test/acc"  # val chose the checkpoint; test judges it
+EPOCHS = ("best", "last")
 
 
 def override_key(override: str) -> str:
@@ -38,6 +40,12 @@ def is_setting_override(override: str) -> bool:
 def replicate_id(config: dict) -> tuple:
     """(seed, data.split_seed) of a run's saved config: what pairs replicates across settings."""
     return config.get("seed"), (config.get("data") or {}).get("split_seed")
+
+
+def last_metrics(run: dict) -> dict:
+    """Train and val metrics of a run's last epoch (test is measured for the tested checkpoint only)."""
+    last = run["history"][-1] if run["history"] else {}
+    return {k: last[k] for k in METRICS if isinstance(last.get(k), (int, float))}
 
 
 def run_metrics(summary: dict) -> dict:
@@ -66,9 +74,21 @@ class Setting:
     def n(self) -> int:
         return len(self.runs)
 
-    def values(self, metric: str, replicates: list | None = None) -> list[float]:
+    def values(self, metric: str, replicates: list | None = None, epoch: str = "best") -> list[float]:
         runs = self.runs if replicates is None else [self.by_replicate[r] for r in replicates]
-        return [r["metrics"][metric] for r in runs if metric in r["metrics"]]
+        read = (lambda r: r["metrics"]) if epoch == "best" else last_metrics
+        return [m[metric] for m in map(read, runs) if metric in m]
+
+    def estimate(self, metric: str, epoch: str = "best") -> Estimate | None:
+        """Mean and 95% interval of metric over the replicates, at the tested checkpoint or the last epoch."""
+        if epoch == "best" and metric in self.estimates:
+            return self.estimates[metric]
+        values = self.values(metric, epoch=epoch)
+        if not values:
+            return None
+        # The eval-mode train sample is as large as the val split.
+        total = self.samples("test" if metric.startswith("test") else "val") if metric.endswith("acc") else None
+        return estimate(values, total, low=0.0, high=1.0 if metric.endswith("acc") else math.inf)
 
     @cached_property
     def by_replicate(self) -> dict[tuple, dict]:
@@ -83,6 +103,12 @@ class Setting:
             return None
         size = len(matrices[0])
         return [[sum(m[i][j] for m in matrices) for j in range(size)] for i in range(size)]
+
+    @property
+    def chance(self) -> float | None:
+        """The test accuracy of always guessing the most common class (None without a confusion matrix)."""
+        rows = [sum(row) for row in self.test_confusion or []]
+        return max(rows) / sum(rows) if rows and sum(rows) else None
 
     def samples(self, split: str) -> int | None:
         """How many samples the setting's runs were evaluated on in `split` (val or test)."""
@@ -105,12 +131,7 @@ def group_settings(runs: list[dict]) -> list[Setting]:
     for own, setting in settings.items():
         setting.name = ", ".join(o for o in own if o not in common) or "default"
     for setting in settings.values():
-        # The eval-mode train sample is as large as the val split.
-        totals = {"val/acc": setting.samples("val"), "train/acc": setting.samples("val"),
-                  "test/acc": setting.samples("test")}
-        setting.estimates = {m: estimate(setting.values(m), totals.get(m), low=0.0,
-                                         high=1.0 if m.endswith("acc") else math.inf)
-                             for m in METRICS if setting.values(m)}
+        setting.estimates = {m: e for m in METRICS if (e := setting.estimate(m)) is not None}
     return list(settings.values())
 
 
@@ -141,20 +162,21 @@ def _check_same_samples(a: Setting, b: Setting, shared: list) -> None:
                               "separately: python -m trainlab.report <folder> --only KEY=VALUE")
 
 
-def compare(a: Setting, b: Setting, metric: str) -> Comparison | None:
+def compare(a: Setting, b: Setting, metric: str, epoch: str = "best") -> Comparison | None:
     """a - b on metric: paired t over shared replicates (>= 2), else McNemar on one shared evaluation set
-    (accuracies only), else Welch's t over unpaired replicates; None when nothing can be tested."""
+    (accuracies of the tested checkpoint only), else Welch's t over unpaired replicates; None when nothing can
+    be tested."""
     shared = sorted(set(a.by_replicate) & set(b.by_replicate), key=str)
     _check_same_samples(a, b, shared)
     if len(shared) >= 2:
-        return paired_t(a.values(metric, shared), b.values(metric, shared))
+        return paired_t(a.values(metric, shared, epoch), b.values(metric, shared, epoch))
     split = metric.split("/")[0]
-    if shared and metric.endswith("/acc") and split in ("val", "test"):
+    if shared and epoch == "best" and metric.endswith("/acc") and split in ("val", "test"):
         correct_a, correct_b = _correct(a.by_replicate[shared[0]], split), _correct(b.by_replicate[shared[0]], split)
         if correct_a is not None and correct_b is not None:
             return mcnemar(correct_a, correct_b)
-    if len(a.values(metric)) >= 2 and len(b.values(metric)) >= 2:
-        return welch(a.values(metric), b.values(metric))
+    if len(a.values(metric, epoch=epoch)) >= 2 and len(b.values(metric, epoch=epoch)) >= 2:
+        return welch(a.values(metric, epoch=epoch), b.values(metric, epoch=epoch))
     return None
 
 

@@ -1,5 +1,5 @@
-"""Hydra callbacks: the output folder and the replicate seeds are checked before anything runs, and every
-multirun ends with the report of its sweep folder (trainlab.report).
+"""Hydra callbacks: the output folder, the replicate seeds, the claims and tuned keys are checked before anything
+runs, and every multirun ends with the report of its sweep folder (trainlab.report).
 
 A sweep with a failed job exits with code 1 after its report, one whose report cannot be made (no run
 wrote a summary, or settings that cannot be compared) with code 2; an output folder that cannot be
@@ -56,6 +56,24 @@ class ReplicateSeeds(Callback):
                 hint = f"seed=range({start},{start + replicates})" if isinstance(start, int) else "a list, seed=1,2,3"
                 exit_with(ConfigError("seed", f"seed={start} would replace the {replicates} seeds that "
                                       f"replicates={replicates} sweeps, leaving one; write {hint}, or leave seed out"))
+
+
+class ExperimentIsWellFormed(Callback):
+    """An experiment's claims (kind, metric, epoch) and tuned keys (swept, over values the schema accepts) are
+    checked before its sweep runs, not after its last job."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        from trainlab.claims import check
+        from trainlab.tuning import check_tuned
+
+        sweep = {str(k): str(v) for k, v in (config.hydra.sweeper.get("params") or {}).items()}
+        sweep.update(o.split("=", 1) for o in config.hydra.overrides.task if "," in o.split("=", 1)[-1])
+        claims, tuned = config.get("claims"), config.get("tuned")
+        try:
+            check(OmegaConf.to_container(claims, resolve=True) if claims else [])
+            check_tuned(list(tuned) if tuned else [], sweep)
+        except ConfigError as error:
+            exit_with(error)
 
 
 class ReportAfterSweep(Callback):

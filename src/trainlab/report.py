@@ -45,11 +45,13 @@ from trainlab.compare import (
 from trainlab.errors import ConfigError
 from trainlab.plots import DPI, FIGSIZE, shorten, write_plots
 from trainlab.tracking import log_report, wandb_project
+from trainlab.tuning import choose_arms
 
 COLUMNS = ["combination", "train acc", "val acc", "train loss", "val loss", "test acc", "params", "s/epoch", "verdict"]
 SETTING_COLUMNS = ["rank", "setting", "n", "val acc", "test acc", "train acc", "val loss", "train loss", "params",
                    "vs best", "verdict"]
 CLAIM_COLUMNS = ["claim", "notes", "outcome", "evidence"]
+TUNING_COLUMNS = ["arm", "value", "val acc", "chosen"]
 METRICS = ("train/loss", "train/acc", "val/loss", "val/acc")
 REASON_CHARS = 80
 STYLE = ("body{font-family:sans-serif;margin:2em} table{border-collapse:collapse} "
@@ -222,10 +224,10 @@ def settings_note(ranked: list[Setting]) -> str:
     replicated = any(s.n > 1 for s in ranked)
     return ("Mean and 95% interval of the tested model (the best checkpoint) over replicates "
             f"({'Student t' if replicated else 'one run each: Wilson interval of each accuracy'}"
-            f"{'; one run: Wilson interval' if replicated else ''}). Ranked on {RANK_METRIC}; each setting is tested "
+            f"{'; one run: Wilson interval' if replicated else ''}). val chose each run's checkpoint, so settings are "
+            f"ranked on {RANK_METRIC} and claims judged on test (or on a run's last epoch); each setting is tested "
             "against the first (paired t over shared seeds and splits, else McNemar on the same samples), "
-            "Holm-corrected; tied = not distinguishable from the first at the 5% level. Test metrics are "
-            "shown beside, never used to choose." + replicate_kind(ranked))
+            "Holm-corrected; tied = not distinguishable from the first at the 5% level." + replicate_kind(ranked))
 
 
 def markdown_table(rows: list[list[str]], columns: list[str] = COLUMNS) -> str:
@@ -264,6 +266,11 @@ def sweep_claims(runs: list[dict]) -> list[dict]:
     return next((list(r["config"]["claims"]) for r in runs if r["config"].get("claims")), [])
 
 
+def sweep_tuned(runs: list[dict]) -> list[str]:
+    """The keys the sweep's experiment tunes per arm on val (trainlab.tuning)."""
+    return next((list(r["config"]["tuned"]) for r in runs if r["config"].get("tuned")), [])
+
+
 # pragma: no mutate block (the command: reads folders, writes files)
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m trainlab.report", description=__doc__.split("\n")[0])
@@ -291,9 +298,11 @@ def main(argv: list[str] | None = None) -> int:
     if debug and compared is not runs:
         print(f"note: {len(debug)} run(s) made with a debug= preset are listed but not compared (--include-debug "
               "compares them)", file=sys.stderr)
+    tuned = sweep_tuned(compared)
     try:  # everything is evaluated before anything is written
-        ranked = rank(group_settings(compared))
-        records = evaluate_claims(sweep_claims(compared), ranked)
+        arms, tuning = choose_arms(group_settings(compared), tuned)
+        ranked = rank(arms)
+        records = evaluate_claims(sweep_claims(compared), ranked, tuned)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -303,7 +312,14 @@ def main(argv: list[str] | None = None) -> int:
     if records:
         tables["claims"] = (CLAIM_COLUMNS, claim_rows(records))
         (folder / "claims.json").write_text(json.dumps(records, indent=2), encoding="utf-8")
-    sections = {"Settings": f"{markdown_table(tables['settings'][1], SETTING_COLUMNS)}\n{settings_note(ranked)}\n"}
+    if tuning:
+        tables["tuning"] = (TUNING_COLUMNS, tuning)
+    tuned_note = (f" Each arm is at its own best {', '.join(tuned)} on val (mean val acc, runs that all completed; "
+                  "the Tuning table lists every value)." if tuned else "")
+    sections = {"Settings": f"{markdown_table(tables['settings'][1], SETTING_COLUMNS)}\n{settings_note(ranked)}"
+                            f"{tuned_note}\n"}
+    if tuning:
+        sections["Tuning (chosen on val)"] = markdown_table(tuning, TUNING_COLUMNS)
     if records:
         sections["Claims of the notes"] = markdown_table(tables["claims"][1], CLAIM_COLUMNS)
     for name, (columns, rows) in tables.items():

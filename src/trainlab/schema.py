@@ -42,6 +42,7 @@ RULES: dict[str, Rule] = {
     "replicates": Integer(1),
     "require_varied_splits": FLAG,
     "claims": Rule("a list of claims (see conf/experiment/)", lambda v: isinstance(v, list)),
+    "tuned": ListOf(TEXT),
     "resume": Either(NULL, TEXT),
     "ckpt_path": Either(NULL, TEXT),
     "threads": Either(NULL, Integer(1)),
@@ -208,7 +209,8 @@ def check(cfg: DictConfig) -> None:
         raise ConfigError(missing[0], f"has no value and needs one: add {missing[0]}=... to the command line")
     resolved = OmegaConf.to_container(cfg, resolve=True)
     resolved.pop("hydra", None)
-    for key, value in _leaves(resolved):
+    # seed first: data.split_seed follows it, and a bad seed is what the user typed.
+    for key, value in sorted(_leaves(resolved), key=lambda leaf: leaf[0] != "seed"):
         rule = rule_for(key)
         if rule is not None and not rule.accepts(value):
             raise ConfigError(key, f"must be {rule.describe}, got {value!r}")

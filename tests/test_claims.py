@@ -147,7 +147,9 @@ def test_claim_on_a_setting_the_sweep_did_not_run(tmp_path):
      "claims[0].epoch", "unknown epoch 'final' for a 'above' claim; use best or last"),
     ({"kind": "above", "setting": {"optim": "adam"}, "metric": "test/acc", "value": 0.9, "epoch": "last"},
      "claims[0].metric", "test/acc is measured for the tested checkpoint only; use epoch: best, or val/acc"),
-    ({"kind": "turn", "setting": {}, "epoch": "best"}, "claims[0].epoch", "use last (a turn reads the final epochs)")])
+    ({"kind": "turn", "setting": {}, "epoch": "best"}, "claims[0].epoch", "use last (a turn reads the final epochs)"),
+    ({"kind": "better", "setting": {"optim": "adam"}, "than": {"optim": "sgd"}, "metric": "test/acc", "floor": 50},
+     "claims[0].floor", "must be a test accuracy in [0, 1], got 50")])
 def test_bad_claims_name_the_key(tmp_path, claim, key, says):
     runs = replicated(tmp_path, ADAM, 0.95) + replicated(tmp_path, SGD, 0.9)
     with pytest.raises(ConfigError, match=rf"^{key.replace('[', '.').replace(']', '.')}: ") as error:

@@ -51,10 +51,13 @@ def check(claims: list[dict]) -> None:
         for key in ("text", "setting", *KINDS[kind]):
             if claim.get(key) is None:
                 raise ConfigError(f"{where}.{key}", f"a '{kind}' claim needs {key}")
-        epoch = claim.get("epoch", "last" if kind == "turn" else "best")
+        epoch = _epoch(claim)
         if epoch not in EPOCHS or (kind == "turn" and epoch != "last"):
             allowed = "last (a turn reads the final epochs)" if kind == "turn" else " or ".join(EPOCHS)
             raise ConfigError(f"{where}.epoch", f"unknown epoch {epoch!r} for a '{kind}' claim; use {allowed}")
+        floor = claim.get("floor")
+        if floor is not None and not (isinstance(floor, (int, float)) and 0 <= floor <= 1):
+            raise ConfigError(f"{where}.floor", f"must be a test accuracy in [0, 1], got {floor!r}")
         if kind == "turn":
             continue
         metric = claim["metric"]

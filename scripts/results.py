@@ -75,7 +75,7 @@ def run(name: str, overrides: list[str]) -> tuple[Path, float]:
     return sweep, time.perf_counter() - started
 
 
-def collect(name: str, sweep: Path, seconds: float) -> None:
+def collect(name: str, sweep: Path, seconds: float, code: str) -> None:
     """The sweep's settings and claims (not its per-run table), claims.json and plots, to results/<name>/."""
     target = ROOT / "results" / name
     shutil.rmtree(target, ignore_errors=True)
@@ -94,7 +94,7 @@ def collect(name: str, sweep: Path, seconds: float) -> None:
         setting["completed" if summary.get("status") == "completed" else "failed"] += 1
     (target / "report.md").write_text("\n\n".join(kept) + "\n")
     data = next((o.split("=", 1)[1] for o in command if o.startswith("data=")), "mnist")
-    record = {"runs": len(summaries), "seconds": round(seconds), "commit": commit(),
+    record = {"runs": len(summaries), "seconds": round(seconds), "commit": code,
               "date": datetime.date.today().isoformat(), "data": data, "command": command,
               "settings": [{"overrides": list(k), **v} for k, v in settings.items()]}
     (target / "run.json").write_text(json.dumps(record, indent=1) + "\n")
@@ -166,9 +166,10 @@ def main(names: list[str]) -> None:
     if unknown:
         sys.exit(f"error: unknown experiment(s) {sorted(unknown)}; choose from {list(EXPERIMENTS)} (or --readme)")
     for name in [] if readme_only else names or EXPERIMENTS:
+        code = commit()  # the code the sweep ran, taken before it starts
         sweep, seconds = run(name, EXPERIMENTS[name][0])
         if (sweep / "report.md").exists():
-            collect(name, sweep, seconds)
+            collect(name, sweep, seconds, code)
     # Every experiment with results in results/ goes into README, whether run now or earlier.
     done = [name for name in EXPERIMENTS if (ROOT / "results" / name / "run.json").exists()]
     sections = [section(name) for name in done]

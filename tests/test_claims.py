@@ -326,8 +326,6 @@ def test_best_evidence_names_the_ties_and_the_test():
      "0 completed settings of this sweep match setting {'optim': 'rmsprop'}; exactly one is needed"),
     ({"setting": {"optim": "adam"}, "than": {"optim": "rmsprop"}},
      "0 completed settings of this sweep match than {'optim': 'rmsprop'}; exactly one is needed"),
-    ({"setting": {"optim": "adam"}, "than": {"optim": "momentum"}},  # it ran, and every run failed
-     "0 completed settings of this sweep match than {'optim': 'momentum'}; exactly one is needed"),
     ({"setting": {}, "than": {"optim": "sgd"}},
      "3 completed settings of this sweep match setting {}; exactly one is needed"),
 ])
@@ -436,3 +434,27 @@ def test_a_claim_with_an_unknown_epoch_is_refused_before_the_sweep(tmp_path):
     assert result.returncode == 2
     assert "error: claims[0].epoch: unknown epoch 'final' for a 'better' claim; use best or last" in result.stderr
     assert not tmp_path.exists() or not list(tmp_path.iterdir())
+
+
+def test_an_arm_whose_every_run_failed_says_so_with_the_error(tmp_path):
+    failed = fake_run(tmp_path, ["optim=momentum"], 1, 0.1)
+    failed["failed"], failed["summary"]["error"] = True, "loss became nan at epoch 0, step 3"
+    runs = [*replicated(tmp_path, ADAM, 0.95), *replicated(tmp_path, SGD, 0.9), failed]
+    record = outcome(runs, kind="better", setting={"optim": "adam"}, than={"optim": "momentum"}, metric="test/acc")
+    assert record["outcome"] == "all runs failed"
+    assert record["evidence"] == "every run of optim=momentum failed (1): loss became nan at epoch 0, step 3"
+
+
+def test_a_curve_still_falling_at_the_end_is_no_turn_only_beyond_the_noise(tmp_path):
+    falling = [fake_run(tmp_path, ADAM, s, 0.9, history=curve(False)) for s in SEEDS]
+    record = outcome(falling, kind="turn", setting={})
+    assert record["outcome"] == "contradicted" and record["evidence"] == (
+        "mean val loss is lowest at the last epoch (3): no turn; from epoch 2 val loss -20.0% [-20.0%, -20.0%] (n=5)")
+    # Flat and noisy after epoch 1: the last epoch is lowest on average, by less than the noise.
+    noise = zip(SEEDS, (0.01, -0.02, 0.015, -0.01, 0.005), (-0.02, 0.01, -0.01, 0.015, -0.005), strict=True)
+    flat = [fake_run(tmp_path, SGD, s, 0.9, history=[{"epoch": 0, "val/loss": 0.5, "train/loss": 0.4},
+                                                    {"epoch": 1, "val/loss": 0.3 + a, "train/loss": 0.2},
+                                                    {"epoch": 2, "val/loss": 0.3 + b, "train/loss": 0.1}])
+            for s, a, b in noise]
+    record = outcome(flat, kind="turn", setting={})
+    assert record["outcome"] == "not significant" and "lowest at the last epoch (2)" in record["evidence"]

@@ -19,7 +19,8 @@ checkpoint, so a claim at `best` reads test (or train) metrics, never val; a cla
 reads `last`, where val is no longer a choice (test is measured for the tested checkpoint only). A `better` or
 `same` claim whose `setting` arm itself fails (test acc indistinguishable from always guessing the commonest
 class, or below `floor`) is **compared failures**: it compares two failures. A claim whose setting was not
-run in this sweep (a narrowed sweep) is **not run**.
+run in this sweep (a narrowed sweep) is **not run**; one whose arm ran and failed in every run (a diverging
+lr) is **all runs failed**, with the first run's error.
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ KINDS = {
     "turn": (),                                  # val loss rises after its minimum while train loss falls
 }
 REPRODUCED, NOT_SIGNIFICANT, CONTRADICTED, NOT_RUN = "reproduced", "not significant", "contradicted", "not run"
-COMPARED_FAILURES = "compared failures"
+COMPARED_FAILURES, ALL_FAILED = "compared failures", "all runs failed"
 
 
 def check(claims: list[dict]) -> None:
@@ -219,8 +220,15 @@ def _turn(s: Setting) -> tuple[str, str]:
     if not shared:
         return NOT_SIGNIFICANT, "no val loss curve recorded"
     turn_epoch = min(shared, key=lambda e: sum(shared[e]) / len(shared[e]))
-    if turn_epoch == max(curves):
-        return CONTRADICTED, f"mean val loss is lowest at the last epoch ({turn_epoch}): no turn"
+    if turn_epoch == max(curves):  # no rise to test: is the fall over the second half of training beyond noise?
+        middle = sorted(shared)[len(shared) // 2]
+        falls = [r[0] for r in (_rise(run["history"], middle) for run in s.runs) if r is not None]
+        fall = estimate(falls) if falls else None
+        head = f"mean val loss is lowest at the last epoch ({turn_epoch}): no turn"
+        if fall is None or not fall.method:
+            return NOT_SIGNIFICANT, f"{head}; too few epochs or runs to test the fall"
+        change = f"from epoch {middle} val loss {100 * fall.mean:+.1f}% {_percent(fall)} (n={fall.n})"
+        return (CONTRADICTED if fall.hi < 0 else NOT_SIGNIFICANT), f"{head}; {change}"
     rises = [r for r in (_rise(run["history"], turn_epoch) for run in s.runs) if r is not None]
     val_rise, train_fall = (estimate([r[i] for r in rises]) for i in (0, 1))
     head = (f"from epoch {turn_epoch} (lowest mean val loss) to the last: val loss {100 * val_rise.mean:+.1f}% "
@@ -251,7 +259,12 @@ def evaluate(claims: list[dict], ranked: list[Setting], tuned: list[str] = ()) -
         matches = find(ranked, claim["setting"])
         others = find(ranked, claim["than"]) if claim.get("than") else [None]
         completed = [s for s in matches if s.runs]
-        if len(completed) != 1 or len(others) != 1 or (others[0] is not None and not others[0].runs):
+        failed = [s for s in [*matches, *others] if s is not None and s.failed and not s.runs]
+        if len(matches) == 1 and len(others) == 1 and failed:
+            error = " ".join(str(failed[0].failed[0]["summary"].get("error") or "no reason recorded").split())[:160]
+            outcome, evidence = ALL_FAILED, (f"every run of {failed[0].name} failed ({len(failed[0].failed)}): "
+                                             f"{error}")
+        elif len(completed) != 1 or len(others) != 1 or (others[0] is not None and not others[0].runs):
             missing = "setting" if len(completed) != 1 else "than"
             count = len(completed) if missing == "setting" else sum(bool(o.runs) for o in others)
             outcome, evidence = NOT_RUN, (f"{count} completed settings of this sweep match {missing} "

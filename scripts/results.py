@@ -44,7 +44,8 @@ EXPERIMENTS = {
 
 # One replicate, one epoch on a few batches, no report: enough to see a setting fail, diverge or be refused.
 CHECK = ["replicates=1", "trainer.max_epochs=1", "trainer.limit_train_batches=5", "trainer.limit_val_batches=2",
-         "logger=none", "print_config=false", "callbacks.progress_bar.refresh_rate=0", "~hydra.callbacks.report"]
+         "logger=none", "print_config=false", "callbacks.progress_bar.refresh_rate=0", "~hydra.callbacks.report",
+         "hydra.sweep.subdir=${hydra.job.num}"]  # folder names of every override outgrow a file name
 
 
 def command_overrides(name: str) -> list[str]:
@@ -148,7 +149,9 @@ def stale(names: list[str], results: Path = ROOT / "results", work: Path = ROOT 
             key, label = tuple(setting["overrides"]), ", ".join(setting["overrides"]) or "default"
             summary = now.get(key)
             if summary is None:
-                why = done.stderr.strip().splitlines()[-1:] if done.returncode == 2 else ["the experiment no longer runs it"]
+                stopped = done.returncode == 2 or (done.returncode and not now)  # refused, or no job could start
+                lines = [line for line in done.stderr.splitlines() if line.strip() and "HYDRA_FULL_ERROR" not in line]
+                why = lines[-1:] if stopped else ["the experiment no longer runs it"]
                 problems.append(f"{name}: {label} completed in Results, now not run: {why[0] if why else '-'}")
             elif summary.get("status") != "completed":
                 problems.append(f"{name}: {label} completed in Results, now {summary.get('status')}: "

@@ -1,17 +1,12 @@
 """The shipped experiments and sweep machinery, as subprocess sweeps like a user runs them."""
 from __future__ import annotations
 
-import itertools
 import json
 import math
 
 import optuna
 import pytest
 import yaml
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import OmegaConf
-
-from trainlab import CONF
 
 from conftest import run_cli
 
@@ -86,36 +81,3 @@ def test_failed_job_does_not_stop_the_sweep(tmp_path):
     failed = by_override(runs, "optim.lr=1000000.0")  # Hydra writes the swept value as a float
     assert failed["status"] == "failed" and failed["error"].startswith("loss became nan")
     assert "failed: loss became nan" in (tmp_path / "report.md").read_text()
-
-
-EXPERIMENTS = sorted(p.stem for p in CONF.glob("experiment/*.yaml"))
-
-
-def declared_settings(name: str) -> list[dict[str, str]]:
-    """Every combination of the experiment's sweeper params, as Hydra expands them."""
-    params = OmegaConf.load(CONF / "experiment" / f"{name}.yaml").hydra.get("sweeper", {}).get("params", {})
-    parsed = OverridesParser.create().parse_overrides([f"{key}={value}" for key, value in params.items()])
-    choices = [[(o.key_or_group, v) for v in o.sweep_string_iterator()] for o in parsed]
-    return [dict(combination) for combination in itertools.product(*choices)]
-
-
-@pytest.mark.parametrize("name", EXPERIMENTS)
-def test_every_experiment_runs_as_the_sweep_it_declares(tmp_path, name):
-    # The shipped grid with one replicate and a few batches of one epoch: what is checked is the sweep, not the fit.
-    data = ["data=bbc_news"] if name == "imdb_overfit" else ["data=digits"]  # imdb_overfit's offline data (README)
-    result = run_cli(f"experiment={name}", "replicates=1", *data, "trainer.max_epochs=1",
-                     "trainer.limit_train_batches=3", "logger=none", "print_config=false",
-                     f"hydra.sweep.dir={tmp_path}", timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    runs = summaries(tmp_path)
-    settings = declared_settings(name)
-    assert len(runs) == len(settings)
-    ran = [{o.split("=", 1)[0]: o.split("=", 1)[1] for o in s["overrides"]} for s in runs.values()]
-    for setting in settings:
-        assert sum(all(r.get(k) == v for k, v in setting.items()) for r in ran) == 1, setting
-    assert all(s["status"] == "completed" for s in runs.values())
-    report = (tmp_path / "report.md").read_text()
-    experiment = OmegaConf.load(CONF / "experiment" / f"{name}.yaml")
-    if experiment.get("claims"):
-        assert "claims" in report.lower() and (tmp_path / "claims.json").exists()
-    assert ("## Tuning (chosen on val)" in report) == bool(experiment.get("tuned"))

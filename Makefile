@@ -43,11 +43,11 @@ train: setup
 
 TEST_ENV := HF_DATASETS_OFFLINE=1 HF_HUB_OFFLINE=1 WANDB_MODE=offline
 
-# The fast tier (~2 min on 2 cores): everything but the tests marked `full`.
+# The fast tier (~4 min on 2 cores): everything but the tests marked `full`.
 test: setup
 	$(TEST_ENV) $(PY) -m pytest -m "not full" $(ARGS)
 
-# Both tiers (~6 min): adds subprocess sweeps, launchers, notebooks, DDP, kill/resume.
+# Both tiers (~13 min): adds subprocess sweeps, launchers, notebooks, DDP, kill/resume, the staleness rerun of Results.
 # ARGS="-m full" runs the slow tier alone (as CI does after `make test`).
 test-full: setup
 	$(TEST_ENV) $(PY) -m pytest $(ARGS)

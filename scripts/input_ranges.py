@@ -4,7 +4,8 @@
     python scripts/input_ranges.py data=digits --split-seeds 0
 
 Prints, per scaler and split, the largest |feature| and how many rows hold a feature with |value| > 10
-(trainlab.data.FAR_OUTSIDE) that training never showed for that feature. README's `data` row quotes it.
+(trainlab.data.FAR_OUTSIDE) that training never showed for that feature (ArrayDataModule.rows_far_outside).
+README's `data` row quotes it.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import os
 from hydra.utils import instantiate
 
 from trainlab.build import compose_config
-from trainlab.data import FAR_OUTSIDE, SCALERS
+from trainlab.data import SCALERS
 
 
 def main() -> None:
@@ -32,12 +33,10 @@ def main() -> None:
             cfg = compose_config(*args.overrides, *scaler_overrides, f"data.split_seed={split_seed}",
                                  output_dir="outputs")
             dm = instantiate(cfg.data, shuffle_seed=0)
-            reach = dm.splits["train"][0].abs().amax(dim=0)
-            cells = [f"{reach.max().item():>12.1f}"]
+            cells = [f"{dm.splits['train'][0].abs().max().item():>12.1f}"]
             for split in ("val", "test"):
-                x = dm.splits[split][0].abs()
-                far = int(((x > FAR_OUTSIDE) & (x > reach)).any(dim=1).sum())
-                cells.append(f"{x.max().item():>12.1f} {f'{far} / {len(x)}':>16}")
+                x = dm.splits[split][0]
+                cells.append(f"{x.abs().max().item():>12.1f} {f'{dm.rows_far_outside(split)} / {len(x)}':>16}")
             print(f"{scaler:<21} {split_seed:>10} " + " ".join(cells))
 
 

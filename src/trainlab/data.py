@@ -265,16 +265,16 @@ class ArrayDataModule(InMemoryDataModule):
                        for name in ("train", "val", "test")}
         self.warn_far_outside()
 
+    def rows_far_outside(self, split: str) -> int:
+        """Rows of `split` holding a value with |value| > FAR_OUTSIDE beyond any training value of its feature."""
+        reach = self.splits["train"][0].abs().amax(dim=0)  # per feature: the largest |value| training showed the net
+        x = self.splits[split][0].abs()
+        return int(((x > FAR_OUTSIDE) & (x > reach)).any(dim=1).sum())
+
     def warn_far_outside(self) -> None:
         """One warning naming each held-out split with rows that hold a value far outside the training range."""
-        train = self.splits["train"][0]
-        reach = train.abs().amax(dim=0)  # per feature: the largest |value| training showed the net
-        counts = []
-        for name in ("val", "test"):
-            x = self.splits[name][0].abs()
-            far = int(((x > FAR_OUTSIDE) & (x > reach)).any(dim=1).sum())
-            if far:
-                counts.append(f"{name}: {far} of {len(x)} rows")
+        counts = [f"{name}: {far} of {len(self.splits[name][1])} rows" for name in ("val", "test")
+                  if (far := self.rows_far_outside(name))]
         if counts:
             log.warning("%s hold a feature with |value| > %g, beyond any training value of that feature (data.scaler="
                         "%s): such rows' losses can dominate the means and the val-chosen checkpoint; data.scaler=global "

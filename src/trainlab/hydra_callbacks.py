@@ -67,7 +67,8 @@ class ExperimentIsWellFormed(Callback):
         from trainlab.tuning import check_tuned
 
         sweep = {str(k): str(v) for k, v in (config.hydra.sweeper.get("params") or {}).items()}
-        sweep.update(o.split("=", 1) for o in config.hydra.overrides.task if "," in o.split("=", 1)[-1])
+        parsed = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
+        sweep.update(o.input_line.split("=", 1) for o in parsed if o.is_sweep_override())
         claims, tuned = config.get("claims"), config.get("tuned")
         try:
             check(OmegaConf.to_container(claims, resolve=True) if claims else [])

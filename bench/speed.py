@@ -76,6 +76,7 @@ from lightning.pytorch.loggers import CSVLogger  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 from torchmetrics import Accuracy  # noqa: E402
 
+from trainlab import CONF  # noqa: E402
 from trainlab.build import compose_config, instantiate_node  # noqa: E402
 from trainlab.callbacks import Diagnostic  # noqa: E402
 from trainlab.optim import build_optimizer  # noqa: E402
@@ -407,7 +408,7 @@ def main() -> None:
     parser.add_argument("--lockstep", action="store_true",
                         help="the sides of a batch size run in one process and take turns epoch by epoch; ratios "
                         "pair each epoch with the other side's same epoch (steadier on a machine whose speed drifts)")
-    parser.add_argument("--optim", default="adam", choices=sorted(p.stem for p in (ROOT / "conf" / "optim").glob("*.yaml")),
+    parser.add_argument("--optim", default="adam", choices=sorted(p.stem for p in (CONF / "optim").glob("*.yaml")),
                         help="the conf/optim option every side trains with (default adam)")
     args = parser.parse_args()
     DEVICE, OPTIM = torch.device(args.device), args.optim

@@ -1,4 +1,4 @@
-"""Tests compose the real configs in conf/ (no copies) and run them offline on the CPU."""
+"""Tests compose the real configs in src/trainlab/conf/ (no copies) and run them offline on the CPU."""
 from __future__ import annotations
 
 import csv
@@ -15,7 +15,7 @@ from trainlab.build import compose_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# No data cache (conf/data/mnist.yaml): every test makes its splits, as a mutated split must be seen to.
+# No data cache (trainlab/conf/data/mnist.yaml): every test makes its splits, as a mutated split must be seen to.
 os.environ.update(HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1", WANDB_MODE="offline", TRAINLAB_CACHE="")
 
 

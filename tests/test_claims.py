@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from trainlab import claims
+from trainlab import CONF, claims
 from trainlab.claims import _against_value, _needed, check, evaluate
 from trainlab.compare import METRICS, Setting, group_settings, rank
 from trainlab.errors import ConfigError
 from trainlab.report import add_combinations
 from trainlab.stats import Comparison, Estimate
 
-from conftest import ROOT, fake_run, run_cli
+from conftest import fake_run, run_cli
 
 SEEDS = (1, 2, 3, 4, 5)
 JITTER = (-0.004, 0.002, 0.0, 0.003, -0.001)  # seed-to-seed noise shared by paired replicates
@@ -423,9 +423,9 @@ def test_a_claim_whose_better_arm_fails_compares_failures(tmp_path, accuracy, fl
     assert says is None or says in record["evidence"]
 
 
-@pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml")))
+@pytest.mark.parametrize("name", sorted(p.stem for p in (CONF / "experiment").glob("*.yaml")))
 def test_every_shipped_claim_is_well_formed(name):
-    claims = OmegaConf.load(ROOT / "conf" / "experiment" / f"{name}.yaml").get("claims")
+    claims = OmegaConf.load(CONF / "experiment" / f"{name}.yaml").get("claims")
     check(OmegaConf.to_container(claims) if claims else [])
 
 

@@ -11,8 +11,8 @@ from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.profilers import SimpleProfiler
 from torch import nn
 
-from trainlab import callbacks, console, models, text
-from trainlab.build import CONF, build_run
+from trainlab import CONF, callbacks, console, models, text
+from trainlab.build import build_run
 from trainlab.errors import ConfigError
 from trainlab.pipeline import train_and_test
 

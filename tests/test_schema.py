@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from trainlab.build import CONF
+from trainlab import CONF
 from trainlab.errors import ConfigError
 from trainlab.models import BYTES_PER_VALUE
 from trainlab.rules import NULL, TEXT, Either, Integer, ListOf, NamesIn, Number, OneOf, Rule

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from trainlab import CONF
 from trainlab.errors import ConfigError
 from trainlab.pipeline import train_and_test
 from trainlab.schema import check
@@ -223,7 +224,7 @@ def test_lr_find_refuses_what_gives_no_curve(tmp_path, overrides, key):
         train_and_test(make_cfg(tmp_path, "tune=lr_find", "data=digits", *overrides, *QUIET))
 
 
-OPTIMIZERS = sorted(path.stem for path in (ROOT / "conf" / "optim").glob("*.yaml"))
+OPTIMIZERS = sorted(path.stem for path in (CONF / "optim").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)

@@ -3,4 +3,5 @@ from pathlib import Path
 
 __version__ = "0.1.0"
 
-CONF = Path(__file__).resolve().parents[2] / "conf"  # the config groups, beside the source (an editable install)
+CONF = Path(__file__).resolve().parent / "conf"  # the config groups, shipped inside the package
+CONF_MODULE = "trainlab.conf"  # the same, as Hydra names a config package: pkg://trainlab.conf

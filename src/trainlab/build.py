@@ -12,7 +12,7 @@ from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
-from trainlab import CONF
+from trainlab import CONF_MODULE
 from trainlab.callbacks import FitVerdict, InterruptCheckpoint, fold_own
 from trainlab.data import InMemoryDataModule
 from trainlab.errors import ConfigError
@@ -25,10 +25,10 @@ log = logging.getLogger("trainlab")
 
 
 def compose_config(*overrides: str, output_dir: str | Path) -> DictConfig:
-    """The config `python train.py <overrides>` composes from conf/, writing into `output_dir`."""
-    from hydra import compose, initialize_config_dir
+    """The config `python train.py <overrides>` composes from the package's conf/, writing into `output_dir`."""
+    from hydra import compose, initialize_config_module
 
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+    with initialize_config_module(config_module=CONF_MODULE, version_base="1.3"):
         return compose("train", overrides=[f"paths.output_dir={output_dir}", *overrides])
 
 

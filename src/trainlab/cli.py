@@ -16,7 +16,7 @@ import sys
 import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from trainlab import CONF
+from trainlab import CONF, CONF_MODULE
 from trainlab.errors import ConfigError, as_trainlab_error, exit_with
 from trainlab.habits import adapted
 from trainlab.schema import check_replicates
@@ -64,7 +64,7 @@ def run_job(cfg: DictConfig) -> float | None:
         return math.nan
 
 
-@hydra.main(config_path=str(CONF), config_name="train", version_base="1.3")
+@hydra.main(config_path=f"pkg://{CONF_MODULE}", config_name="train", version_base="1.3")
 def hydra_main(cfg: DictConfig) -> float | None:
     return run_job(cfg)
 
@@ -72,10 +72,10 @@ def hydra_main(cfg: DictConfig) -> float | None:
 def help_text(overrides: list[str]) -> str | None:
     """Hydra's `--help` page for these overrides, from its own template, without Hydra's cost: it lists the groups
     by building a config repository per option of every group, its own included (~2 s here); here they are read
-    from conf/ and the config composed once. None for a template that asks for Hydra's flags or groups."""
-    from hydra import compose, initialize_config_dir
+    from the package's conf/ and the config composed once. None for a template that asks for Hydra's flags or groups."""
+    from hydra import compose, initialize_config_module
 
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+    with initialize_config_module(config_module=CONF_MODULE, version_base="1.3"):
         cfg = compose("train", overrides=overrides, return_hydra_config=True)
     template = string.Template(cfg.hydra.help.template)
     if {"FLAGS_HELP", "HYDRA_CONFIG_GROUPS"} & set(template.get_identifiers()):

@@ -1,0 +1,1 @@
+"""trainlab's config groups, shipped with the package: Hydra reads them as `pkg://trainlab.conf`."""

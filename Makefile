@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 LOCK := requirements.lock
 
-.PHONY: setup train test test-full lint mutation clean lock results bench
+.PHONY: setup train test test-full lint docs docs-check mutation clean lock results bench
 
 # Which build of the lock's torch version: cpu (Linux without an NVIDIA GPU: the lock's own build, the one CI
 # tests, from PyTorch's CPU index), cuda (Linux with one: PyPI's CUDA build) or macos (PyPI's, with Apple's MPS).
@@ -43,17 +43,26 @@ train: setup
 
 TEST_ENV := HF_DATASETS_OFFLINE=1 HF_HUB_OFFLINE=1 WANDB_MODE=offline
 
-# The fast tier (~4 min on 2 cores): everything but the tests marked `full`.
+# The fast tier: everything but the tests marked `full` (how long each tier takes: docs/testing.md).
 test: setup
 	$(TEST_ENV) $(PY) -m pytest -m "not full" $(ARGS)
 
-# Both tiers (~13 min): adds subprocess sweeps, launchers, notebooks, DDP, kill/resume, the staleness rerun of Results.
+# Both tiers: adds subprocess sweeps, launchers, notebooks, DDP, kill/resume, the staleness rerun of Results.
 # ARGS="-m full" runs the slow tier alone (as CI does after `make test`).
 test-full: setup
 	$(TEST_ENV) $(PY) -m pytest $(ARGS)
 
 lint: setup
 	$(PY) -m ruff check .
+
+# The documentation site (mkdocs-material, mkdocs.yml, docs/): `make docs` serves it at http://127.0.0.1:8000,
+# `make docs-check` builds it as CI does, strictly (a broken link or anchor, or a page missing from nav, fails).
+DOCS_ENV := NO_MKDOCS_2_WARNING=1
+docs: setup
+	$(DOCS_ENV) $(PY) -m mkdocs serve
+
+docs-check: setup
+	$(DOCS_ENV) $(PY) -m mkdocs build --strict --site-dir site
 
 # Mutation testing (mutmut, configured in pyproject.toml) of the pure-logic modules against the fast tier: it
 # plants small bugs one at a time and counts those the tests catch. Not part of CI; results: `mutmut results`.
@@ -69,13 +78,14 @@ lock: setup
 clean:
 	rm -rf $(VENV) outputs .pytest_cache mutants
 
-# Runs every shipped experiment with its replicates (25 minutes on 2 cores) and rewrites README's Results section;
+# Runs every shipped experiment with its replicates (the longest target: docs/results.md says how long it took) and
+# rewrites docs/results.md (and README's pointer to it);
 # `make results ARGS=--check` reruns every setting it reports as completed, briefly, to see that none now fails.
 results: setup
 	$(PY) scripts/results.py $(ARGS)
 
 # Benchmarks, not tests: each script prints its baseline, trainlab and `ratio <target> <value>` lines,
-# all measured in the same run (speed.py 1.7 minutes a run, study.py 4.3, on 2 cores). Results: bench/README.md.
+# all measured in the same run. What each compares, how long it runs, and the results: docs/performance.md.
 bench: setup
 	$(PY) bench/speed.py --threads 1 --lockstep --repeats 3 --epochs 8
 	$(PY) bench/speed.py --threads 1 --lockstep --repeats 3 --epochs 8 --optim sgd

@@ -35,16 +35,16 @@ With --lockstep the sides of a batch size run together, in threads of one proces
 epoch (the others wait), and each epoch of one side is paired with the same epoch of another, timed seconds
 apart (from the second epoch on: the first carries one-time set-up): the steadiest figure on this machine.
 The objects alive before a group starts are frozen out of the garbage collector's full passes (gc.freeze),
-which would otherwise scan them for ~0.2 s inside some side's epoch. "Full" epochs are not measured then
+which would otherwise scan them inside some side's epoch and charge that side for it. "Full" epochs are not measured then
 (they would span the other side's turns).
 
 Run:   .venv/bin/python bench/speed.py                  (CPU, batches 128 and 32, 5 epochs x 6 repeats)
        .venv/bin/python bench/speed.py --quick          (3 epochs x 4 repeats)
-       .venv/bin/python bench/speed.py --threads 1 --lockstep --repeats 3 --epochs 8   (the README's figures)
+       .venv/bin/python bench/speed.py --threads 1 --lockstep --repeats 3 --epochs 8   (docs/performance.md's figures)
        .venv/bin/python bench/speed.py --device cuda    (batches 128 and 512, and the wide MLP's precisions)
-       .venv/bin/python bench/speed.py --optim sgd      (every side with conf/optim/sgd.yaml's optimizer)
+       .venv/bin/python bench/speed.py --optim sgd      (every side with src/trainlab/conf/optim/sgd.yaml's optimizer)
        add --threads 1 on a busy machine: with other jobs on the cores, torch's 2 OpenMP threads wait on
-       each other and single epochs take 10-100x longer, on every side, which no median repairs.
+       each other and single epochs take many times longer, on every side, which no median repairs.
 Ends with `ratio template_vs_floor_b<B>` (target <= 1.05) and `ratio template_vs_hand_b<B>` (targets <= 1.10
 at 128, <= 1.0 at 32) for each batch, and `ratio template_vs_usual_lightning` (CPU) or
 `ratio bf16_vs_fp32_wide_b512` (GPU); trainlab over the other, lower is better.
@@ -373,7 +373,7 @@ def run_lockstep(methods: tuple[str, ...], batch: int, epochs: int) -> list[dict
     BATON = Baton(len(methods))
     results: dict[str, dict] = {}
     gc.collect()
-    gc.freeze()  # the imports' ~0.4 M objects: a full collection would scan them for ~0.2 s in some side's epoch
+    gc.freeze()  # the imports' objects: a full collection would scan them all inside some side's epoch
 
     def side(method: str) -> None:
         results[method] = run_side(method, batch, epochs)

@@ -4,7 +4,7 @@
             (sigmoid/tanh/relu x sgd/rmsprop/adam; MNIST 5k, batch 32, 10 epochs) one after another in one
             process, each with per-epoch evaluation of val and a training sample, checkpoints, a test of the best
             epoch, then the sweep's report (tables, plots, the experiment's claims);
-  joblib    the same with `hydra/launcher=joblib`, the way README documents for a study on a machine with cores
+  joblib    the same with `hydra/launcher=joblib`, the way docs/experiments.md documents for a study on a machine with cores
             to spare (one job per core, one torch thread each);
   hand      `python bench/study.py --hand`: one process that loads the same CSV with pandas, splits and scales it
             with the same scikit-learn calls, and for each setting builds the same MLP (784-512-256-512-10), trains

@@ -10,7 +10,7 @@ Measured: wall time of the whole `python train.py` process (start-up, every job,
 Runs are interleaved (basic, joblib, basic, ...) and medians taken. Each sweep's summary.json files are
 checked: every job completed, and the torch threads each used.
 
-Run:   .venv/bin/python bench/sweep.py                 (the full grid, 10 epochs, 2 repeats: several minutes)
+Run:   .venv/bin/python bench/sweep.py                 (the full grid, 10 epochs, 2 repeats)
        .venv/bin/python bench/sweep.py --quick         (--small --epochs 2, 1 repeat)
 Options: --epochs N (trainer.max_epochs=N; default the experiment's 10), --small (activation=sigmoid,relu
 optim=sgd,adam: 4 jobs), --repeats N, --jobs N (joblib workers, default 2).

@@ -19,7 +19,7 @@ Measured per pipeline: peak RSS above the RSS right after imports (reading, enco
 the median epoch time (training batches only; validation excluded in both) and the final val accuracy.
 Both start from the same weights (torch seed 0) and see the same batch order (seed + epoch).
 
-Run:   .venv/bin/python bench/text_bow.py                      (the full size; a few minutes)
+Run:   .venv/bin/python bench/text_bow.py                      (the full size)
        .venv/bin/python bench/text_bow.py --docs 5000 --epochs 2   (quicker)
 The last lines are `ratio text_bow_peak_memory <x>`, `ratio text_bow_epoch_time <x>` and
 `accuracy dense <x> trainlab <y>`; the issue's targets are <= 0.1, <= 1.1 and the same accuracy.

@@ -5,7 +5,7 @@
 
 Prints, per scaler and split, the largest |feature| and how many rows hold a feature with |value| > 10
 (trainlab.data.FAR_OUTSIDE) that training never showed for that feature (ArrayDataModule.rows_far_outside).
-README's `data` row quotes it.
+docs/configuration.md's `data` row quotes it.
 """
 from __future__ import annotations
 

@@ -1,14 +1,16 @@
-"""Runs every shipped experiment on the embedded data and writes README's "Results" section.
+"""Runs every shipped experiment on the embedded data and writes the Results page, docs/results.md.
 
     make results        # or: python scripts/results.py [experiment ...]
-    python scripts/results.py --readme    # only rewrite README.md from results/
+    python scripts/results.py --page      # only rewrite docs/results.md (and README's pointer) from results/
     python scripts/results.py --check     # rerun every setting Results reports as completed, briefly: stale?
 
 Sweeps run, with each experiment's own replicates, into outputs/results/<experiment>/ (git-ignored,
 with checkpoints and logs); each sweep's settings and claims tables, claims.json and plots are copied
-to results/<experiment>/ (committed) with its wall time, and README.md's section between the results
-markers is rewritten from results/: every claim of every experiment in one table, then each
-experiment's tables. Rerunning one experiment keeps the others. Nothing there is typed by hand.
+to results/<experiment>/ (committed) with its wall time, and docs/results.md's section between the results
+markers is rewritten from results/: the statistics note every sweep's report repeats, said once, every claim
+of every experiment in one table, then each experiment's tables. README.md's own results markers get a
+one-line pointer: the sweeps, their commits and the claims' outcomes. Rerunning one experiment keeps the
+others. Nothing there is typed by hand.
 Each results/<experiment>/run.json records the commit, date, data and command of its sweep, and every
 setting it ran with its completed and failed runs: what `--check` (and tests/test_results.py) reruns.
 """
@@ -26,6 +28,9 @@ from trainlab.compare import is_setting_override
 
 ROOT = Path(__file__).resolve().parents[1]
 START, END = "<!-- results:start -->", "<!-- results:end -->"
+PAGE = ROOT / "docs" / "results.md"
+# The note under every Settings table (trainlab.report.settings_note): the page says it once.
+NOTE = "Mean and 95% interval of the tested model"
 # experiment -> (extra overrides, one-line reading guide)
 EXPERIMENTS = {
     "act_optim": ([], "activation x optimizer on MNIST (batch 32, 10 epochs): the notes' headline table"),
@@ -36,7 +41,7 @@ EXPERIMENTS = {
     "bnnet": ([], "the notes' BNNet with and without BatchNorm"),
     "regularization": ([], "dropout x weight decay x early stopping (patience 3, or 1000 = off) on a 2 x 1024 net"),
     "batch_lr": ([], "batch size x learning rate with plain SGD"),
-    "scaling": ([], "z-score vs min-max vs raw pixels, with SGD and Adam"),
+    "scaling": ([], "data.scaler global vs standard vs minmax vs none (raw pixels) with SGD, each at its best lr on val"),
     "precision": ([], "32-true vs bf16-mixed vs 16-mixed (runs as bf16-mixed on a CPU): accuracy"),
     "imdb_overfit": (["data=bbc_news"], "the notes' IMDB overfitting recipe on the embedded BBC News"),
 }
@@ -101,16 +106,34 @@ def collect(name: str, sweep: Path, seconds: float, code: str) -> None:
     (target / "run.json").write_text(json.dumps(record, indent=1) + "\n")
 
 
-def section(name: str) -> str:
+def paragraphs(name: str) -> list[str]:
+    return (ROOT / "results" / name / "report.md").read_text().strip().split("\n\n")
+
+
+def shared_note(names: list[str]) -> str:
+    """The statistics note every experiment's report repeats under Settings (some add a sentence of their own)."""
+    notes = [p for name in names for p in paragraphs(name) if p.startswith(NOTE)]
+    shortest = min(notes, key=len, default="")
+    return shortest if all(n.startswith(shortest) for n in notes) else ""
+
+
+def section(name: str, note: str = "") -> str:
+    """One experiment's part of the page: its command and record, its report's tables (less the shared note), plots."""
+    kept = []
+    for paragraph in paragraphs(name):
+        if note and paragraph.startswith(note):
+            paragraph = paragraph[len(note):].strip()  # what this experiment's note adds, if anything
+        if paragraph:
+            kept.append(paragraph[1:] if paragraph.startswith("#### ") else paragraph)  # one level up on the page
+    tables = "\n\n".join(kept)
     target = ROOT / "results" / name
-    tables = (target / "report.md").read_text().strip()
-    images = "".join(f"\n\n![{name} {p.stem}](results/{name}/{p.name})" for p in sorted(target.glob("*.png")))
+    images = "".join(f"\n\n![{name} {p.stem}](../results/{name}/{p.name})" for p in sorted(target.glob("*.png")))
     guide = EXPERIMENTS[name][1]
     command = " ".join(["python train.py", *command_overrides(name)])
     record = json.loads((target / "run.json").read_text())
     timing = (f" {record['runs']} runs in {record['seconds'] / 60:.1f} min, on {record.get('date', 'an unrecorded date')} "
               f"at commit {record.get('commit', 'unrecorded')}.")
-    return f"### {name}\n\n{guide}. `{command}`{timing}\n\n{tables}{images}\n"
+    return f"## {name}\n\n{guide}. `{command}`{timing}\n\n{tables}{images}\n"
 
 
 def claims_table(names: list[str]) -> str:
@@ -121,12 +144,16 @@ def claims_table(names: list[str]) -> str:
         for claim in json.loads(path.read_text()) if path.exists() else []:
             cells = [claim["text"], name, str(claim.get("source", "-")), f"**{claim['outcome']}**", claim["evidence"]]
             rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return f"## The notes' claims\n\n{outcomes(rows[2:])}.\n\n" + "\n".join(rows) + "\n"
+
+
+def outcomes(rows: list[str]) -> str:
+    """`28 claims: reproduced 14, ...`, from the claims table's rows."""
     counts = {}
-    for row in rows[2:]:
+    for row in rows:
         outcome = row.split("**")[1]
         counts[outcome] = counts.get(outcome, 0) + 1
-    summary = ", ".join(f"{k} {v}" for k, v in counts.items())
-    return f"### The notes' claims\n\n{len(rows) - 2} claims: {summary}.\n\n" + "\n".join(rows) + "\n"
+    return f"{len(rows)} claims: " + ", ".join(f"{k} {v}" for k, v in counts.items())
 
 
 def stale(names: list[str], results: Path = ROOT / "results", work: Path = ROOT / "outputs" / "stale") -> list[str]:
@@ -164,30 +191,40 @@ def main(names: list[str]) -> None:
         problems = stale(names[1:] or [n for n in EXPERIMENTS if (ROOT / "results" / n / "run.json").exists()])
         print("\n".join(problems) or "every setting Results reports as completed still runs")
         sys.exit(1 if problems else 0)
-    readme_only = names == ["--readme"]
-    unknown = set(names) - set(EXPERIMENTS) if not readme_only else set()
+    page_only = names == ["--page"]
+    unknown = set(names) - set(EXPERIMENTS) if not page_only else set()
     if unknown:
-        sys.exit(f"error: unknown experiment(s) {sorted(unknown)}; choose from {list(EXPERIMENTS)} (or --readme)")
-    for name in [] if readme_only else names or EXPERIMENTS:
+        sys.exit(f"error: unknown experiment(s) {sorted(unknown)}; choose from {list(EXPERIMENTS)} (or --page)")
+    for name in [] if page_only else names or EXPERIMENTS:
         code = commit()  # the code the sweep ran, taken before it starts
         sweep, seconds = run(name, EXPERIMENTS[name][0])
         if (sweep / "report.md").exists():
             collect(name, sweep, seconds, code)
-    # Every experiment with results in results/ goes into README, whether run now or earlier.
+    # Every experiment with results in results/ goes onto the page, whether run now or earlier.
     done = [name for name in EXPERIMENTS if (ROOT / "results" / name / "run.json").exists()]
-    sections = [section(name) for name in done]
-    minutes = sum(json.loads((ROOT / "results" / n / "run.json").read_text())["seconds"] for n in done) / 60
-    readme = (ROOT / "README.md").read_text()
-    head, rest = readme.split(START, 1)
-    tail = rest.split(END, 1)[1]
+    page, pointer = render(done)
+    for path, body in ((PAGE, page), (ROOT / "README.md", pointer)):
+        head, rest = path.read_text().split(START, 1)
+        path.write_text(f"{head}{START}\n{body}\n{END}{rest.split(END, 1)[1]}")
+    print(f"{PAGE.relative_to(ROOT)}: {len(done)} result sections written; README.md: its pointer")
+
+
+def render(done: list[str]) -> tuple[str, str]:
+    """What goes between the results markers of docs/results.md, and of README.md (a pointer to the page)."""
     records = [json.loads((ROOT / "results" / n / "run.json").read_text()) for n in done]
+    minutes = sum(r["seconds"] for r in records) / 60
     when = sorted({f"commit {r.get('commit', 'unrecorded')} on {r.get('date', 'an unrecorded date')}" for r in records})
-    body = "\n".join([f"`make results` ran these {len(done)} sweeps in {minutes:.0f} min on this project's 2-core "
-                       f"CPU machine, at {'; '.join(when)}. `python scripts/results.py --check` reruns every "
-                       "completed setting briefly to see that none now fails (tests/test_results.py).\n",
-                       claims_table(done), *sections])
-    (ROOT / "README.md").write_text(f"{head}{START}\n{body}\n{END}{tail}")
-    print(f"README.md: {len(sections)} result sections written")
+    ran = (f"`make results` ran these {len(done)} sweeps in {minutes:.0f} min on this project's 2-core "
+           f"CPU machine, at {'; '.join(when)}.")
+    note = shared_note(done)
+    claims = claims_table(done)
+    page = "\n".join([f"{ran} `python scripts/results.py --check` reruns every completed setting briefly to see "
+                       "that none now fails (tests/test_results.py).\n",
+                       *([f"In every Settings table below: {note}\n"] if note else []),
+                       claims, *[section(name, note) for name in done]])
+    pointer = (f"[docs/results.md](docs/results.md), made by `make results` ({len(done)} sweeps) at {'; '.join(when)}: "
+               f"{claims.split(chr(10) * 2)[1]}")
+    return page, pointer
 
 
 if __name__ == "__main__":

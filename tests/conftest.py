@@ -106,7 +106,7 @@ def pytest_collection_modifyitems(items):
 
     durations = json.loads(Path("mutmut-stats.json").read_text())["duration_by_test"]
     items.sort(key=lambda item: durations.get(item.nodeid, float("inf")))
-    # The shipped-options table composes ~140 configs (30 s), and every mutant of the config checks would run it
+    # The shipped-options table composes ~140 configs, and every mutant of the config checks would run it
     # all: keep one option per group. Fewer tests can only lower the score.
     seen = set()
     for item in list(items):
@@ -115,3 +115,50 @@ def pytest_collection_modifyitems(items):
             if group in seen:
                 items.remove(item)
             seen.add(group)
+
+
+def blobs_table(n: int = 120, seed: int = 0):
+    """A small learnable table: two numeric features, a constant one, and string labels in sorted order a, b, c."""
+    import numpy as np
+    import pandas
+
+    rng = np.random.default_rng(seed)
+    labels = np.array(["a", "b", "c"])[np.arange(n) % 3]
+    centres = {"a": (0.0, 0.0), "b": (4.0, 0.0), "c": (0.0, 4.0)}
+    points = np.array([centres[label] for label in labels]) + rng.normal(scale=0.5, size=(n, 2))
+    return pandas.DataFrame({"width": points[:, 0], "height": points[:, 1], "flag": 1, "label": labels})
+
+
+@pytest.fixture(scope="session")
+def table_csv(tmp_path_factory) -> Path:
+    """The user's own table (data=table): numeric features and string labels."""
+    path = tmp_path_factory.mktemp("table") / "blobs.csv"
+    blobs_table().to_csv(path, index=False)
+    return path
+
+
+def image_set(root: Path, mode: str, image_column: str, sizes: dict[str, int], side: int = 8, seed: int = 0) -> Path:
+    """A DatasetDict of small PIL images (datasets.Image) and ClassLabel labels, saved with save_to_disk:
+    a local copy in the schema of the Hub's image sets."""
+    import numpy as np
+    from datasets import ClassLabel, Dataset, DatasetDict, Features, Image
+    from PIL import Image as PILImage
+
+    rng = np.random.default_rng(seed)
+    shape = (side, side) if mode == "L" else (side, side, 3)  # uint8 arrays of these shapes are L and RGB images
+    features = Features({image_column: Image(), "label": ClassLabel(names=["dark", "light"])})
+    parts = {}
+    for split, n in sizes.items():
+        labels = np.arange(n) % 2
+        pixels = (rng.integers(0, 100, (n, *shape)) + 120 * labels.reshape(-1, *[1] * len(shape))).astype(np.uint8)
+        parts[split] = Dataset.from_dict({image_column: [PILImage.fromarray(p) for p in pixels],
+                                          "label": labels.tolist()}, features=features)
+    DatasetDict(parts).save_to_disk(str(root))
+    return root
+
+
+@pytest.fixture(scope="session")
+def image_sets(tmp_path_factory) -> dict[str, Path]:
+    """Local copies of a grayscale set (columns image, label, as MNIST) and an RGB one (img, label, as CIFAR-10)."""
+    return {"gray": image_set(tmp_path_factory.mktemp("gray"), "L", "image", {"train": 60, "test": 20}),
+            "rgb": image_set(tmp_path_factory.mktemp("rgb"), "RGB", "img", {"train": 60, "test": 20}, seed=1)}

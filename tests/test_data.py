@@ -117,7 +117,7 @@ def test_changed_data_gets_its_own_cache_entry(tmp_path):
 
 
 def test_a_run_on_cached_mnist_never_imports_sklearn_or_pandas(tmp_path):
-    # What start-up on the default data saves: importing them is ~0.5 s here.
+    # What start-up on the default data saves: their imports, a large share of it (docs/performance.md).
     code = ("import sys; from hydra.utils import instantiate; from omegaconf import OmegaConf; "
             "from trainlab import CONF; from trainlab.pipeline import train_and_test; "
             f"cfg = OmegaConf.load(CONF / 'data/mnist.yaml'); cfg.cache_dir = {str(tmp_path)!r}; cfg.split_seed = 0; "

@@ -83,8 +83,8 @@ def test_without_model_checkpoint_the_interrupt_checkpoint_still_works(tmp_path)
 
 
 def test_step_loss_and_dead_units_reach_the_logger_and_self_log_runs_at_epoch_ends_only(tmp_path, monkeypatch):
-    # self.log costs ~0.5 ms a call here (a fifth of a batch-32 step): the step loss and the dead-unit fractions
-    # go to the loggers directly; self.log keeps the epoch metrics, which callbacks monitor.
+    # self.log is costly per call (a sizeable share of a small step; docs/performance.md): the step loss and the
+    # dead-unit fractions go to the loggers directly; self.log keeps the epoch metrics, which callbacks monitor.
     hooks = []
     log = Classifier.log
 

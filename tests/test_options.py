@@ -25,10 +25,22 @@ OPTIONS = sorted((p.parent.name, p.stem) for p in CONF.glob("*/*.yaml") if (p.pa
 
 
 TEXT_DATA = {"bbc_news", "imdb", "rotten_tomatoes", "text_files"}
+IMAGE_DATA = {"mnist_full": "gray", "fashion_mnist": "gray", "cifar10": "rgb"}  # Hub image sets: local copies
 
 
-def partner_overrides(group: str, option: str, hub_like_dataset, reviews_csv) -> list[str]:
-    """Text data needs a text model and vice versa; Hub data is replaced by a local copy in its schema."""
+@pytest.fixture
+def local_data(hub_like_dataset, reviews_csv, table_csv, image_sets) -> dict:
+    return {"hub_like_dataset": hub_like_dataset, "reviews_csv": reviews_csv, "table_csv": table_csv,
+            "image_sets": image_sets}
+
+
+def partner_overrides(group: str, option: str, local_data: dict) -> list[str]:
+    """Text data needs a text model and vice versa; Hub data is replaced by a local copy in its schema; data=table
+    gets a small table the tests make."""
+    if group == "data" and option == "table":
+        return [f"data.path={local_data['table_csv']}"]
+    if group == "data" and option in IMAGE_DATA:
+        return [f"data.dataset={local_data['image_sets'][IMAGE_DATA[option]]}"]
     if group == "data" and option in TEXT_DATA:
         extra = ["model=text_bow"]
     elif (group == "model" and option.startswith("text_")) or (group, option) == ("experiment", "imdb_overfit"):
@@ -36,15 +48,15 @@ def partner_overrides(group: str, option: str, hub_like_dataset, reviews_csv) ->
     else:
         return []
     if option in ("imdb", "rotten_tomatoes"):
-        extra.append(f"data.dataset={hub_like_dataset}")
+        extra.append(f"data.dataset={local_data['hub_like_dataset']}")
     if option == "text_files":
-        extra += [f"data.path={reviews_csv}", "data.text_column=review", "data.label_column=stars"]
+        extra += [f"data.path={local_data['reviews_csv']}", "data.text_column=review", "data.label_column=stars"]
     return extra
 
 
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
-def test_every_option_fast_dev_run(tmp_path, group, option, hub_like_dataset, reviews_csv):
-    overrides = [f"{group}={option}", *partner_overrides(group, option, hub_like_dataset, reviews_csv)]
+def test_every_option_fast_dev_run(tmp_path, group, option, local_data):
+    overrides = [f"{group}={option}", *partner_overrides(group, option, local_data)]
     if group != "debug":
         overrides.append("debug=fast_dev_run")
     if group == "debug" and option in ("overfit_batches", "profiler"):
@@ -135,6 +147,12 @@ EFFECTS = {
     and run.datamodule.num_classes == 2,
     ("data", "text_files"): lambda run: isinstance(run.datamodule, text.TextDataModule)
     and run.datamodule.label_names == ["bad", "good"],
+    ("data", "table"): lambda run: (run.datamodule.num_features, run.datamodule.label_names) == (3, ["a", "b", "c"]),
+    # the local copies: 8x8 images, grayscale (64 pixels) or RGB (192), the set's own 20 test images kept
+    ("data", "mnist_full"): lambda run: (run.datamodule.num_features, len(run.datamodule.splits["test"][1])) == (64, 20),
+    ("data", "fashion_mnist"): lambda run: (run.datamodule.num_features, len(run.datamodule.splits["test"][1]))
+    == (64, 20),
+    ("data", "cifar10"): lambda run: (run.datamodule.num_features, len(run.datamodule.splits["test"][1])) == (192, 20),
     ("model", "hourglass"): lambda run: run.module.net.widths == [64, 512, 256, 512, 10],
     ("model", "pyramid"): lambda run: run.module.net.widths == [64, 512, 256, 128, 10],
     ("model", "uniform"): lambda run: run.module.net.widths == [64, 256, 256, 256, 10],
@@ -153,8 +171,8 @@ def test_every_option_has_an_effect_check():
 
 
 @pytest.mark.parametrize(("group", "option"), sorted(EFFECTS), ids=[f"{g}={o}" for g, o in sorted(EFFECTS)])
-def test_each_option_takes_effect(tmp_path, group, option, hub_like_dataset, reviews_csv):
-    overrides = [f"{group}={option}", *partner_overrides(group, option, hub_like_dataset, reviews_csv)]
+def test_each_option_takes_effect(tmp_path, group, option, local_data):
+    overrides = [f"{group}={option}", *partner_overrides(group, option, local_data)]
     if group != "data" and not any(o.startswith("data=") for o in overrides):
         overrides.insert(0, "data=digits")
     assert EFFECTS[group, option](build_run(make_cfg(tmp_path, *overrides)))

@@ -29,7 +29,7 @@ def leaf_keys(node, prefix=""):
 
 
 def composed(tmp_path: Path, group: str, option: str):
-    extra = ["data.path=reviews.csv"] if option == "text_files" else []
+    extra = ["data.path=reviews.csv"] if option in ("text_files", "table") else []
     return make_cfg(tmp_path, f"{group}={option}", *extra)
 
 
@@ -113,8 +113,8 @@ def test_init_checks_say_in_full_what_is_wrong(init, says):
      "data.shuffle_seed: is set by trainlab from seed; leave it out of the config"),
     # The keys trainlab sets itself (shuffle_seed, inputs) are not offered.
     ("data", {"_target_": "trainlab.data.ArrayDataModule", "colour": 1}, "data.colour: not a parameter of "
-     "trainlab.data.ArrayDataModule; it takes batch_size, cache_dir, loader, max_z, scaler, split_seed, test_fraction, "
-     "val_fraction"),
+     "trainlab.data.ArrayDataModule; it takes batch_size, cache_dir, dataset, feature_columns, image_column, "
+     "label_column, loader, max_z, path, scaler, split_seed, test_fraction, val_fraction"),
     ("x", {"_target_": "os.getcwd", "colour": 1}, "x.colour: not a parameter of os.getcwd; it takes none"),
 ])
 def test_keys_a_target_does_not_take_are_named_with_what_it_takes(prefix, node, says):

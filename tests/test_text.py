@@ -178,7 +178,7 @@ def test_hub_loader_on_a_local_copy_in_the_imdb_schema_binary_head(tmp_path, hub
 
 
 def test_hub_dataset_offline_fails_fast_and_clearly(monkeypatch):
-    # Fast means no network attempt at all (online, `datasets` retries for ~24 s): any connection fails the test.
+    # Fast means no network attempt at all (online, `datasets` retries for a long while): any connection fails the test.
     # A name no cache can hold, so a filled Hugging Face cache changes nothing.
     def no_network(*args, **kwargs):
         raise AssertionError("load_hub tried the network while offline")

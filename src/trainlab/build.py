@@ -11,12 +11,13 @@ from hydra.utils import get_class, instantiate
 from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
+from torch import nn
 
 from trainlab import CONF_MODULE
 from trainlab.callbacks import FitVerdict, InterruptCheckpoint, fold_own
 from trainlab.data import InMemoryDataModule
 from trainlab.errors import ConfigError
-from trainlab.models import MLP, build_mlp, estimate_memory
+from trainlab.models import build_mlp, build_own_net, describe, estimate_memory
 from trainlab.module import Classifier, output_size
 from trainlab.resume import check_shapes, read_checkpoint
 
@@ -59,9 +60,16 @@ def build_datamodule(cfg: DictConfig) -> InMemoryDataModule:
     return instantiate_node(cfg.data, shuffle_seed=cfg.seed, inputs=model_inputs(cfg))
 
 
-def build_net(cfg: DictConfig, num_features: int, num_classes: int) -> MLP:
-    """The plain nn.Module from the `model`, `activation`, `norm` and `init` groups."""
+def build_net(cfg: DictConfig, num_features: int, num_classes: int) -> nn.Module:
+    """The plain nn.Module from the `model`, `activation`, `norm` and `init` groups.
+
+    A `model` with a `_target_` is the user's own class; otherwise the `model` keys shape trainlab's MLP.
+    """
     norm = instantiate_node(cfg.norm) if cfg.norm else None
+    if cfg.model.get("_target_"):
+        params = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if not k.startswith("_")}
+        return build_own_net(get_class(cfg.model._target_), num_features, output_size(num_classes),
+                             instantiate_node(cfg.activation), norm, OmegaConf.to_container(cfg.init), **params)
     encoder = instantiate_node(cfg.model.encoder)(num_features) if cfg.model.get("encoder") else None
     model = {k: v for k, v in OmegaConf.to_container(cfg.model).items() if k != "encoder"}
     return build_mlp(encoder.out_features if encoder else num_features, output_size(num_classes), model,
@@ -134,7 +142,7 @@ def build_run(cfg: DictConfig) -> Run:
     net = module.net
     memory = estimate_memory(net, datamodule.input_example(), module.optimizer_factory(net.parameters()),
                              str(cfg.trainer.precision), datamodule.batch_size)
-    log.info("%s | activation=%s norm=%s init=%s | memory estimate %.1f MB (%s)", net.describe(),
+    log.info("%s | activation=%s norm=%s init=%s | memory estimate %.1f MB (%s)", describe(net),
              cfg.activation._target_.rsplit(".", 1)[-1], cfg.norm.get("_target_", "none").rsplit(".", 1)[-1],
              cfg.init.scheme, memory["total_mb"],
              ", ".join(f"{k[:-3]} {v:.1f}" for k, v in memory.items() if k != "total_mb"))

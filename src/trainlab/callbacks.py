@@ -269,7 +269,8 @@ class NaNGuard(L.Callback):
         dm = trainer.datamodule
         values = x.values() if x.layout == torch.sparse_csr else x  # multi-hot text batches are sparse
         finite_inputs = bool(torch.isfinite(values.float()).all()) if x.is_floating_point() else True
-        outputs = _linear_layers(pl_module.net)[-1].out_features
+        linear = _linear_layers(pl_module.net)  # a user's own net may end in another layer: then unknown
+        outputs = linear[-1].out_features if linear else None
         needed = output_size(dm.num_classes)
         max_abs = dm.largest_feature()
         lines = [
@@ -283,7 +284,7 @@ class NaNGuard(L.Callback):
             f"  [ ] optimizer: {type(optimizer).__name__} (an adaptive one, optim=adam, is more forgiving)",
             f"  [{_mark(max_abs > 1e3)}] feature scaling: largest |training feature| {max_abs:.3g} "
             "(data.scaler=global, standard or minmax)",
-            f"  [{_mark(outputs != needed or int(y.max()) >= dm.num_classes)}] output size vs labels: {outputs} "
+            f"  [{_mark(outputs not in (needed, None) or int(y.max()) >= dm.num_classes)}] output size vs labels: {outputs} "
             f"outputs for {dm.num_classes} classes, largest label in this batch {int(y.max())}",
             f"  [{_mark('16' in str(trainer.precision))}] precision: {trainer.precision} (32-true is the safe choice)",
         ]
@@ -306,7 +307,7 @@ def skip_idle_hooks(callback: L.Callback) -> L.Callback:
     """`callback`, its hooks that are still Lightning's no-ops set to None on the instance, so Lightning skips them.
 
     Lightning calls every hook of every callback, each inside a profiler span named by the callback's state key
-    (ModelCheckpoint and EarlyStopping build theirs with repr() each time): ~4 us a hook here, ~8 hooks a step.
+    (ModelCheckpoint and EarlyStopping build theirs with repr() each time), several hooks a step.
     """
     for hook in SKIPPABLE:
         if not defines(callback, hook):
@@ -317,8 +318,8 @@ def skip_idle_hooks(callback: L.Callback) -> L.Callback:
 class OwnCallbacks(L.Callback):
     """trainlab's own callbacks (diagnostics, NaN guard, interrupt checkpoint) as one Lightning callback.
 
-    Lightning calls every hook of every callback at every step, about 4 us each on these CPUs and ~8 hooks a
-    step: seven separate callbacks cost ~0.2 ms a step. This one calls a hook only on the members that define it,
+    Lightning calls every hook of every callback at every step, so each separate callback adds its dispatch cost
+    to every step (docs/performance.md measures it). This one calls a hook only on the members that define it,
     in their order, and a hook none defines is None, which Lightning skips (see skip_idle_hooks).
     """
 

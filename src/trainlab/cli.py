@@ -7,16 +7,19 @@ when a job runs, so `--help` and `--cfg job` stay instant.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import shutil
 import signal
 import string
 import sys
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from trainlab import CONF, CONF_MODULE
+from trainlab import CONF, CONF_MODULE, import_from_cwd
 from trainlab.errors import ConfigError, as_trainlab_error, exit_with
 from trainlab.habits import adapted
 from trainlab.schema import check_replicates
@@ -55,6 +58,8 @@ def run_job(cfg: DictConfig) -> float | None:
         if not identity["group"]:
             if expected is None:
                 raise  # a bug, not bad input: the traceback is what helps
+            if isinstance(expected, ConfigError):
+                remove_if_only_hydras(Path(cfg.paths.output_dir))
             exit_with(expected)
         if expected is None:
             log.exception("job failed; the sweep goes on")
@@ -64,6 +69,15 @@ def run_job(cfg: DictConfig) -> float | None:
         return math.nan
 
 
+def remove_if_only_hydras(folder: Path) -> None:
+    """Bad input writes nothing: the run folder Hydra made before the job, holding only its own record, goes."""
+    if folder.is_dir() and {path.name for path in folder.iterdir()} <= {".hydra", "train.log"}:
+        shutil.rmtree(folder, ignore_errors=True)
+        with contextlib.suppress(OSError):  # outputs/runs/ too, if this run made it: rmdir leaves a folder in use
+            for parent in folder.resolve().parents[:2]:
+                parent.rmdir()
+
+
 @hydra.main(config_path=f"pkg://{CONF_MODULE}", config_name="train", version_base="1.3")
 def hydra_main(cfg: DictConfig) -> float | None:
     return run_job(cfg)
@@ -71,7 +85,7 @@ def hydra_main(cfg: DictConfig) -> float | None:
 
 def help_text(overrides: list[str]) -> str | None:
     """Hydra's `--help` page for these overrides, from its own template, without Hydra's cost: it lists the groups
-    by building a config repository per option of every group, its own included (~2 s here); here they are read
+    by building a config repository per option of every group, its own included (slow); here they are read
     from the package's conf/ and the config composed once. None for a template that asks for Hydra's flags or groups."""
     from hydra import compose, initialize_config_module
 
@@ -87,10 +101,23 @@ def help_text(overrides: list[str]) -> str | None:
     return template.substitute(APP_CONFIG_GROUPS=groups, CONFIG=OmegaConf.to_yaml(cfg))
 
 
+def check_config_dirs(argv: list[str]) -> None:
+    """Hydra's `--config-dir` / `-cd` must name a folder: Hydra's own refusal is a traceback hint and exit 1."""
+    for flag, value in zip(argv, [*argv[1:], None], strict=True):
+        flag, _, joined = flag.partition("=")
+        if flag in ("--config-dir", "-cd"):
+            folder = joined or value or ""
+            if not folder or not Path(folder).is_dir():
+                raise ConfigError("--config-dir", f"{folder or 'no folder given: it'} is not a folder; give the folder "
+                                  "that holds your own config groups (e.g. my_conf, holding my_conf/model/my_net.yaml)")
+
+
 def main() -> float | None:
     """`python train.py` / `trainlab-train`: lightning-hydra-template's habits translated, then Hydra."""
+    import_from_cwd()
     try:
         sys.argv[1:] = adapted(sys.argv[1:])
+        check_config_dirs(sys.argv[1:])
     except ConfigError as error:
         exit_with(error)
     flags = [a for a in sys.argv[1:] if a.startswith("-")]

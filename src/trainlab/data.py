@@ -10,9 +10,9 @@ import math
 import os
 import zipfile
 from collections.abc import Callable
-from functools import cached_property, lru_cache
+from functools import cached_property, lru_cache, partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import lightning as L
 import numpy as np
@@ -53,7 +53,7 @@ def read_csv_cached(path: Path, cache_dir: str | None) -> np.ndarray:
     entry = Path(cache_dir) / f"{path.name}-{hashlib.blake2b(source, digest_size=8).hexdigest()}.npz" if cache_dir else None
 
     def parse() -> dict[str, np.ndarray]:
-        import pandas  # pandas' C parser: ~0.2 s, where np.loadtxt took ~8 s on these machines
+        import pandas  # pandas' C parser: many times faster than np.loadtxt on this file
 
         return {"table": pandas.read_csv(io.BytesIO(source), header=None, dtype=np.float32,
                                          compression="gzip" if path.suffix == ".gz" else None).to_numpy()}
@@ -65,7 +65,7 @@ def cached_arrays(entry: Path | None, make: Callable[[], dict[str, np.ndarray]])
     """`make()`'s arrays, kept in the .npz file `entry` (None: made every time) and read from there next time.
 
     The caller names the entry by a hash of everything the arrays depend on, so a changed input is a new
-    entry, never a stale one. A hit loads in milliseconds and spares every later run (every joblib worker
+    entry, never a stale one. A hit loads at once and spares every later run (every joblib worker
     too) the work and its imports; an entry that cannot be read is made again, one that cannot be written
     only costs the time.
     """
@@ -234,22 +234,51 @@ class InMemoryDataModule(L.LightningDataModule):
     # pragma: no mutate end
 
 
-class ArrayDataModule(InMemoryDataModule):
-    """Any (features, labels) array source, scaled on the training split only."""
+class Loaded(NamedTuple):
+    """What a loader returns: (x, y), or this with more about them.
 
-    def __init__(self, loader: Callable[[], tuple[np.ndarray, np.ndarray]], scaler: str = "standard",
-                 max_z: float | None = 5.0, inputs: str = "features", cache_dir: str | None = None, **split_options):
+    `own_test`: the last rows are the data's own test split (kept as it is; val is carved from the rest).
+    `label_names`: the class name of each label id (saved as labels.json). `feature_names`: x's columns.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    own_test: int = 0
+    label_names: list[str] | None = None
+    feature_names: list[str] | None = None
+
+
+class ArrayDataModule(InMemoryDataModule):
+    """Any (features, labels) array source, scaled on the training split only.
+
+    `path`, `dataset` and the column names are what the loader reads (data=table's file, an image set's
+    name); each is passed on to it when set.
+    """
+
+    def __init__(self, loader: Callable[..., tuple[np.ndarray, np.ndarray] | Loaded], scaler: str = "standard",
+                 max_z: float | None = 5.0, inputs: str = "features", cache_dir: str | None = None,
+                 path: str | None = None, dataset: str | None = None, label_column: str | None = None,
+                 feature_columns: list[str] | None = None, image_column: str | None = None, **split_options):
         if inputs != "features":
             raise ConfigError("model", "model=text_* needs text data: data=bbc_news, imdb, rotten_tomatoes or text_files")
-        self.loader, self.scaler_name, self.max_z, self.cache_dir = loader, scaler, max_z, cache_dir
+        source = {"path": path, "dataset": dataset, "label_column": label_column, "image_column": image_column,
+                  "feature_columns": list(feature_columns) if feature_columns is not None else None}
+        source = {key: value for key, value in source.items() if value is not None}
+        self.loader = partial(loader, **source) if source else loader
+        self.scaler_name, self.max_z, self.cache_dir = scaler, max_z, cache_dir
         super().__init__(**split_options)
 
     def load(self) -> tuple[np.ndarray, np.ndarray]:
-        x, y = self.loader()
-        x = np.asarray(x, dtype=np.float32).reshape(len(x), -1)
-        y = np.asarray(y)
-        if not np.isfinite(x).all():
-            raise ConfigError("data", f"the features contain {np.sum(~np.isfinite(x))} NaN/inf values; clean or impute them")
+        loaded = Loaded(*self.loader())
+        self.own_test, self.label_names, self.feature_names = loaded[2:]
+        x = np.asarray(loaded.x, dtype=np.float32).reshape(len(loaded.x), -1)
+        y = np.asarray(loaded.y)
+        finite = np.isfinite(x)
+        if not finite.all():
+            columns = f" (in columns {[n for n, ok in zip(self.feature_names, finite.all(0), strict=True) if not ok]})" \
+                if self.feature_names else ""
+            raise ConfigError("data", f"the features contain {np.sum(~finite)} NaN/inf values{columns}; clean or "
+                              "impute them")
         if not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
             raise ConfigError("data", "labels must be integer class ids 0..K-1")
         return x, y
@@ -283,11 +312,20 @@ class ArrayDataModule(InMemoryDataModule):
 
     def split_and_scale(self, x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
         """Each split's rows and its features, scaled by the scaler fitted on the training split."""
-        rows = self.split_indices(y)
+        rows = self.split_rows(y)
         self.__dict__["scaler"] = self.fit_scaler(x[rows["train"]])  # what the `scaler` property would make
         scale = self.scaler.transform if self.scaler is not None else np.asarray
         return {**{f"{name}_rows": part for name, part in rows.items()},
                 **{f"{name}_x": np.asarray(scale(x[part]), dtype=np.float32) for name, part in rows.items()}}
+
+    def split_rows(self, y: np.ndarray) -> dict[str, np.ndarray]:
+        """split_indices, or with the data's own test split (its last `own_test` rows), val carved from the rest."""
+        if not self.own_test:
+            return self.split_indices(y)
+        first_test = len(y) - self.own_test
+        rows = self.split_indices(y[:first_test])
+        rows["train"] = np.sort(np.concatenate([rows["train"], rows.pop("test")]))  # as text data: back to train
+        return {**rows, "test": np.arange(first_test, len(y))}
 
     def fit_scaler(self, train_x: np.ndarray):
         """Fitted on the training split alone: no val/test statistic leaks into training."""
@@ -311,15 +349,26 @@ class ArrayDataModule(InMemoryDataModule):
             key.update(f"{array.dtype}{array.shape}".encode())
             key.update(np.ascontiguousarray(array))
         key.update(repr((self.val_fraction, self.test_fraction, self.split_seed, self.scaler_name, self.max_z,
-                         importlib.metadata.version("scikit-learn"))).encode())
+                         self.own_test, importlib.metadata.version("scikit-learn"))).encode())
         return Path(self.cache_dir) / f"splits-{key.hexdigest()}.npz"
 
     # pragma: no mutate start (a user's file, checked by trainlab-eval's tests)
     def encode(self, frame: pandas.DataFrame, label_column: str | None) -> tuple[torch.Tensor, torch.Tensor | None]:
         labels = None
         if label_column is not None and label_column in frame.columns:
-            labels = torch.as_tensor(frame[label_column].to_numpy(), dtype=torch.long)
+            values = frame[label_column]
+            if self.label_names:  # class names as the training data had them (data=table, image sets), or ids
+                names = self.label_names
+                index = {**{str(i): i for i in range(len(names))}, **{name: i for i, name in enumerate(names)}}
+                unknown = sorted(set(values.astype(str)) - set(index))
+                if unknown:
+                    raise ConfigError("file", f"labels in {label_column!r} must be one of {names} or ids "
+                                      f"0..{len(names) - 1}; {unknown[:3]} are not")
+                values = values.astype(str).map(index)
+            labels = torch.tensor(values.to_numpy(), dtype=torch.long)
             frame = frame.drop(columns=label_column)
+        if self.feature_names and set(self.feature_names) <= set(frame.columns):
+            frame = frame[self.feature_names]  # the training data's feature columns, in their order
         if frame.shape[1] != self.num_features:
             raise ConfigError("file", f"{frame.shape[1]} feature columns, but the model was trained on "
                               f"{self.num_features}; give the training data's feature columns, in order (and, to "

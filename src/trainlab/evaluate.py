@@ -23,6 +23,7 @@ import pandas
 import torch
 from omegaconf import OmegaConf
 
+from trainlab import import_from_cwd
 from trainlab.build import build_datamodule, load_module
 from trainlab.errors import ConfigError, TrainlabError, exit_with
 from trainlab.module import Classifier
@@ -132,6 +133,7 @@ def main_predict(argv: list[str] | None = None) -> int:
 
 def _run(command) -> int:
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    import_from_cwd()  # a checkpoint of a user's own net rebuilds it from their folder
     try:
         command()
     except TrainlabError as error:

@@ -11,12 +11,15 @@ ELSEWHERE = {
                        "adamw)",
     "model.lr": "the learning rate is optim.lr=...",
     "model.scheduler": "the scheduler is the scheduler group: scheduler=step or scheduler=cosine",
-    "model.net": "the net is the model group itself: model=uniform model.width=64 model.depth=3",
+    "model.net": "the net is the model group itself: model=uniform model.width=64 model.depth=3, or your own "
+                 "nn.Module as model._target_ (docs/extend.md)",
     "model.compile": "trainlab does not compile models (small MLPs gain nothing from it)",
     "data.num_workers": "the data is held in memory as tensors and sliced into batches: there are no loader workers",
     "data.pin_memory": "the data is held in memory as tensors (on the GPU with trainer=gpu): nothing to pin",
-    "data.data_dir": "the default data ships inside packages; your own: data=text_files data.path=<file or folder>",
-    "paths.data_dir": "the default data ships inside packages; your own: data=text_files data.path=<file or folder>",
+    "data.data_dir": "the default data ships inside packages; your own: data=table data.path=<file> (numbers) "
+                  "or data=text_files data.path=<file or folder> (text)",
+    "paths.data_dir": "the default data ships inside packages; your own: data=table data.path=<file> (numbers) "
+                  "or data=text_files data.path=<file or folder> (text)",
     "paths.log_dir": "every run writes into its own folder: hydra.run.dir=... (sweeps: hydra.sweep.dir=...)",
     "task_name": "runs are named by date under outputs/runs/: choose the folder with hydra.run.dir=...",
     "tags": "runs are named after their overrides; with logger=wandb, +logger.tags=[a,b] tags the W&B run",

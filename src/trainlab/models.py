@@ -174,6 +174,33 @@ def build_mlp(in_features: int, num_outputs: int, model_cfg: dict, activation: C
     return net
 
 
+def build_own_net(net_class: Callable[..., nn.Module], in_features: int, num_outputs: int,
+                  activation: Callable[[], nn.Module], norm: Callable[[int], nn.Module] | None, init_cfg: dict,
+                  **params) -> nn.Module:
+    """A user's own `nn.Module` (a `model` option with a `_target_`), given the sizes as torch's layers name them.
+
+    It gets the activation and norm factories when its signature takes `activation` / `norm`; the init group
+    then initialises its Linear layers as it does an MLP's.
+    """
+    takes = inspect.signature(net_class).parameters
+    given = {"activation": activation, "norm": norm}
+    try:
+        net = net_class(in_features=in_features, out_features=num_outputs, **params,
+                        **{name: value for name, value in given.items() if name in takes})
+    except (TypeError, ValueError) as error:  # most often a model key of the wrong type or size
+        shown = ", ".join(f"{k}={v!r}" for k, v in params.items())
+        raise ConfigError("model", f"{net_class.__module__}.{net_class.__qualname__}({shown}) refused its settings: "
+                          f"{type(error).__name__}: {error}") from error
+    init_weights(net, activation=activation(), **init_cfg)
+    return net
+
+
+def describe(net: nn.Module) -> str:
+    """One line naming the net and its size; trainlab's MLP says its widths."""
+    own = getattr(net, "describe", None)
+    return own() if callable(own) else f"{type(net).__name__}: {count_parameters(net):,} parameters"
+
+
 BYTES_PER_VALUE = {"64-true": 8, "32-true": 4, "bf16-true": 2, "16-true": 2, "bf16-mixed": 4, "16-mixed": 4}
 OPTIMIZER_STATES = {"Adam": 2, "AdamW": 2, "RMSprop": 1, "SGD": 0}  # values kept per parameter
 

@@ -20,8 +20,8 @@ STEP_LOSS = "train/loss_step"  # logged every Trainer(log_every_n_steps) steps
 def log_to_loggers(trainer: L.Trainer, metrics: dict[str, float]) -> None:
     """`metrics` to every logger of the run at the current step, with the epoch column self.log's rows have.
 
-    For values no callback monitors: self.log costs ~0.5 ms a call here (its result bookkeeping), a fifth of a
-    batch-32 step; this ~0.1 ms.
+    For values no callback monitors: self.log's result bookkeeping costs a sizeable share of a small step;
+    this skips it (docs/performance.md).
     """
     row = {**metrics, "epoch": trainer.current_epoch}
     for logger in trainer.loggers:
@@ -37,8 +37,8 @@ class EpochSums:
     """An epoch's summed loss (each batch's mean loss times its size) and correct predictions, kept on the loss's
     device, and its sample count, kept on the host: three small tensor ops a step and no host sync.
 
-    torchmetrics' MeanMetric and Accuracy cost ~0.1 ms a step here (their update wrappers, and the mean's NaN
-    check reads a value back every step); a NaN loss now makes the epoch's mean NaN instead of being dropped.
+    torchmetrics' MeanMetric and Accuracy cost more a step (their update wrappers, and the mean's NaN check
+    reads a value back every step); a NaN loss now makes the epoch's mean NaN instead of being dropped.
     """
 
     def __init__(self):

@@ -1,8 +1,8 @@
 """The optim group's optimizer, built with the fastest kernel torch has for the parameters' device.
 
 torch's default step is a Python loop over parameters (CPU) or the `foreach` kernels (CUDA); the
-`fused` ones (Adam, AdamW, SGD; CPU, CUDA, MPS) do the whole update in one kernel per dtype and device:
-0.64x the default Adam's epoch time at batch 32 on a 2-core CPU (bench/README.md). An optimizer
+`fused` ones (Adam, AdamW, SGD; CPU, CUDA, MPS) do the whole update in one kernel per dtype and device,
+which shortens an epoch wherever the optimizer step is a large part of it (docs/performance.md). An optimizer
 without a fused kernel (RMSprop) gets the `foreach` one on the CPU too, which updates all parameters
 per operation instead of one at a time. Their results match the default's to float rounding
 (tests/test_train.py). A config that sets `fused` or `foreach` itself (`+optim.fused=false`) keeps

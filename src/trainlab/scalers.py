@@ -1,8 +1,8 @@
 """Feature scalers, each fitted on the training split alone (scikit-learn's fit/transform interface).
 
-Imported when a split is first made: scikit-learn (and pandas with it) costs ~0.5 s of start-up that a run
-on cached splits does not pay. Which to use, and what each does to MNIST's border pixels: docs in README
-(Config groups, `data`).
+Imported when a split is first made: importing scikit-learn (and pandas with it) is start-up time that a run
+on cached splits does not pay. Which to use, and what each does to MNIST's border pixels: docs/configuration.md
+(the `data` row).
 """
 from __future__ import annotations
 

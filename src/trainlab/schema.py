@@ -65,6 +65,8 @@ RULES: dict[str, Rule] = {
     "data.batch_size": Integer(1),
     "data.text_column": TEXT,
     "data.label_column": TEXT,
+    "data.feature_columns": Either(NULL, ListOf(TEXT)),
+    "data.image_column": TEXT,
     "data.num_classes": Either(NULL, Integer(2)),
     "data.path": TEXT,
     "data.dataset": TEXT,
@@ -193,6 +195,8 @@ def check_replicates(replicates) -> int:
 # Parameters trainlab passes itself when it builds a group's object, and where the value comes from.
 SUPPLIED = {
     "data": {"shuffle_seed": "seed", "inputs": "the model's encoder"},
+    "model": {"in_features": "the data (its feature count)", "out_features": "the data (its class count)",
+              "activation": "the activation group", "norm": "the norm group"},
     "model.encoder": {"num_words": "the data (data.num_words)"},
     "norm": {"num_features": "the layer width"},
     "optim": {"params": "the model"},
@@ -209,15 +213,17 @@ def check(cfg: DictConfig) -> None:
         raise ConfigError(missing[0], f"has no value and needs one: add {missing[0]}=... to the command line")
     resolved = OmegaConf.to_container(cfg, resolve=True)
     resolved.pop("hydra", None)
+    # A user's own net (model._target_) has its own keys: the MLP's model.* rules are not theirs.
+    own_net = "_target_" in (resolved.get("model") or {})
     # seed first: data.split_seed follows it, and a bad seed is what the user typed.
     for key, value in sorted(_leaves(resolved), key=lambda leaf: leaf[0] != "seed"):
-        rule = rule_for(key)
+        rule = None if own_net and key.startswith("model.") else rule_for(key)
         if rule is not None and not rule.accepts(value):
             raise ConfigError(key, f"must be {rule.describe}, got {value!r}")
     for group, node in resolved.items():
         _check_parameters(group, node)
     _check_init(resolved.get("init") or {})
-    _check_model(resolved.get("model") or {})
+    _check_model(resolved.get("model") or {}, resolved.get("norm"))
     optim = resolved.get("optim") or {}
     if optim.get("nesterov") and not optim.get("momentum"):
         raise ConfigError("optim.momentum", "nesterov momentum needs optim.momentum > 0; raise it, or optim.nesterov=false")
@@ -231,8 +237,9 @@ def _parameters(key: str, target: str) -> set[str] | None:
     module, _, name = target.rpartition(".")
     try:
         obj = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError, ValueError):
-        raise ConfigError(key, f"cannot import {target!r}; check its spelling") from None
+    except (ImportError, AttributeError, ValueError) as error:
+        raise ConfigError(key, f"cannot import {target!r} ({error}); check its spelling, and that its module is "
+                          "importable here (installed, or its folder on PYTHONPATH)") from None
     own = inspect.isclass(obj) and obj.__module__.startswith("trainlab.")
     known: set[str] = set()
     for each in obj.__mro__ if own else (obj,):
@@ -286,9 +293,26 @@ def _check_init(init: dict) -> None:
             raise ConfigError("init.b", f"must be above init.a={low} (the range to draw from), got {high}")
 
 
-def _check_model(model: dict) -> None:
+def _check_model(model: dict, norm: dict | None) -> None:
     from trainlab.models import MODEL_KEYS
 
+    if "_target_" in model:  # the user's own nn.Module: its keys were checked against its signature
+        _check_own_net(model["_target_"], norm)
+        return
     extra = sorted(set(model) - MODEL_KEYS)
     if extra:
         raise ConfigError(f"model.{extra[0]}", f"not a model setting; known: {', '.join(sorted(MODEL_KEYS))}")
+
+
+def _check_own_net(target: str, norm: dict | None) -> None:
+    """A user's net takes the sizes trainlab supplies, and a norm factory if the norm group picks one."""
+    takes = _parameters("model._target_", target)
+    if takes is None:  # **kwargs: it takes anything
+        return
+    lacking = [name for name in ("in_features", "out_features") if name not in takes]
+    if lacking:
+        raise ConfigError("model._target_", f"{target} must take in_features and out_features (the input and output "
+                          f"sizes trainlab passes, as torch's nn.Linear names them); it lacks {', '.join(lacking)}")
+    if norm and "norm" not in takes:
+        raise ConfigError("norm", f"{target} takes no `norm` factory, so norm={norm['_target_'].rsplit('.', 1)[-1]} "
+                          "would not reach it: use norm=none, or give it a norm parameter (norm(num_features) -> module)")

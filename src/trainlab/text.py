@@ -88,8 +88,12 @@ def _hub_reachable(timeout: float = 2.0) -> bool:
         return False
 
 
-def load_hub(dataset: str, config_name: str | None = None) -> datasets.DatasetDict:
-    """A dataset from the Hugging Face Hub (or its local cache); offline, a clear error in seconds."""
+def load_hub(dataset: str, config_name: str | None = None,
+             offline_instead: str = "data=bbc_news") -> datasets.DatasetDict:
+    """A dataset from the Hugging Face Hub (or its local cache); offline, a clear error in seconds.
+
+    `offline_instead`: the embedded data the error suggests (the image sets name data=mnist).
+    """
     import datasets
     from huggingface_hub import constants
 
@@ -98,14 +102,14 @@ def load_hub(dataset: str, config_name: str | None = None) -> datasets.DatasetDi
         log.warning("the Hugging Face Hub is unreachable: looking for %s in the local cache only", dataset)
         offline = True
     try:
-        # Offline, `datasets` reads only its cache instead of retrying the network for ~24 s.
+        # Offline, `datasets` reads only its cache instead of retrying the network before it gives up.
         with mock.patch.object(datasets.config, "HF_HUB_OFFLINE", offline), \
              mock.patch.object(constants, "HF_HUB_OFFLINE", offline):
             return datasets.load_dataset(dataset, config_name)
     except (ConnectionError, FileNotFoundError, OSError, ValueError) as error:
         why = "no network and it is not in the local cache" if offline else str(error).splitlines()[0]
         raise ConfigError("data.dataset", (
-            f"cannot load {dataset!r} from the Hugging Face Hub: {why}. Use the embedded data=bbc_news offline, "
+            f"cannot load {dataset!r} from the Hugging Face Hub: {why}. Use the embedded {offline_instead} offline, "
             f"or run once with network to fill the cache (HF_HOME / HF_DATASETS_CACHE set where it lives; "
             f"HF_DATASETS_OFFLINE=1 HF_HUB_OFFLINE=1 then read it offline)")) from None
 
@@ -120,8 +124,8 @@ class MultiHotRows:
     """Rows of a CSR word-id matrix, handed out as sparse CSR float batches.
 
     A `Linear` layer takes them as they are: at IMDB size (25,000 docs, 10,000 words, batch 512) an
-    epoch trains about 2x faster than on dense multi-hot batches, and no dense batch is ever built
-    (bench/text_bow.py). MultiHot densifies them where the sparse kernels cannot go.
+    epoch skips the zeros a dense multi-hot batch would multiply, and no dense batch is ever built
+    (bench/text_bow.py measures both; docs/performance.md). MultiHot densifies them where the sparse kernels cannot go.
     """
 
     def __init__(self, matrix: sp.csr_matrix):

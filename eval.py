@@ -2,7 +2,7 @@
 `trainlab-eval` is the same (see --help)."""
 import sys
 
-from trainlab.evaluate import main_eval
+from trainlab.run.evaluate import main_eval
 
 if __name__ == "__main__":
     sys.exit(main_eval())

@@ -1,7 +1,7 @@
 """Device check, not a test (it needs a CUDA GPU): every precision through the real pipeline on a GPU.
 
 For MNIST (model=hourglass) and BBC News (model=text_bow, model=text_embed), each of the six precisions
-runs `trainlab.pipeline.train_and_test` with trainer=gpu for a few epochs and reports: whether it completed,
+runs `trainlab.run.pipeline.train_and_test` with trainer=gpu for a few epochs and reports: whether it completed,
 best val acc, test acc, seconds per epoch (wall time / epochs, start-up included), the measured peak
 GPU memory against trainlab's estimate, and whether the data splits were moved onto the GPU.
 
@@ -24,10 +24,10 @@ os.environ.update(HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1", WANDB_MODE="offli
 
 import torch  # noqa: E402
 
-from trainlab.build import compose_config  # noqa: E402
-from trainlab.data import InMemoryDataModule  # noqa: E402
-from trainlab.models import BYTES_PER_VALUE  # noqa: E402
-from trainlab.pipeline import train_and_test  # noqa: E402
+from trainlab.nn.data import InMemoryDataModule  # noqa: E402
+from trainlab.nn.models import BYTES_PER_VALUE  # noqa: E402
+from trainlab.run.build import compose_config  # noqa: E402
+from trainlab.run.pipeline import train_and_test  # noqa: E402
 
 SETTINGS = (("mnist", "hourglass"), ("bbc_news", "text_bow"), ("bbc_news", "text_embed"))
 

@@ -8,8 +8,8 @@ weights (torch seed = cfg.seed):
              default implementation), batches sliced from a torch.randperm each
              epoch, then per epoch the evaluation trainlab does too (eval mode, no_grad, loss + accuracy on
              val and on a fixed training sample of the same size), batched like trainlab's validation loaders;
-  best_hand  the same loop with trainlab's kernel for that optimizer (trainlab.optim.build_optimizer: fused Adam);
-  trainlab   the real entry, `trainlab.pipeline.train_and_test(cfg)` with cfg composed from conf/train.yaml as
+  best_hand  the same loop with trainlab's kernel for that optimizer (trainlab.nn.optim.build_optimizer: fused Adam);
+  trainlab   the real entry, `trainlab.run.pipeline.train_and_test(cfg)` with cfg composed from conf/train.yaml as
              tests/conftest.py does (default callbacks, logger=csv into a temp dir), plus one added
              callback, `+callbacks.epoch_timer._target_=bench.speed.EpochTimer`;
   floor      a LightningModule that only computes the loss, on trainlab's batches, with trainlab's optimizer
@@ -77,9 +77,9 @@ from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 from torchmetrics import Accuracy  # noqa: E402
 
 from trainlab import CONF  # noqa: E402
-from trainlab.build import compose_config, instantiate_node  # noqa: E402
-from trainlab.callbacks import Diagnostic  # noqa: E402
-from trainlab.optim import build_optimizer  # noqa: E402
+from trainlab.nn.callbacks import Diagnostic  # noqa: E402
+from trainlab.nn.optim import build_optimizer  # noqa: E402
+from trainlab.run.build import compose_config, instantiate_node  # noqa: E402
 
 from bench.paired import paired_ratio  # noqa: E402
 
@@ -88,7 +88,7 @@ class EpochTimer(Diagnostic):
     """`epoch_s`: on_train_epoch_start -> on_validation_end; `full_s`: epoch start -> next start (or train end);
     `cpu_s`: the process's CPU seconds over the `epoch_s` span.
 
-    A trainlab Diagnostic: trainlab.summary writes its `report` into summary["diagnostics"]["epoch_timer"].
+    A trainlab Diagnostic: trainlab.run.summary writes its `report` into summary["diagnostics"]["epoch_timer"].
     """
 
     name = "epoch_timer"
@@ -200,7 +200,7 @@ def make_cfg(out: str, *overrides: str):
 
 def parts(cfg):
     """The datamodule (its splits on DEVICE), a freshly seeded net (trainlab's initial weights) and the training sample."""
-    from trainlab.build import build_datamodule, build_net
+    from trainlab.run.build import build_datamodule, build_net
 
     dm = build_datamodule(cfg)
     torch.manual_seed(cfg.seed)  # trainlab seeds before building the datamodule, which draws no torch numbers
@@ -250,7 +250,7 @@ def run_best_hand(batch: int, epochs: int, tmp: str) -> dict:
 
 
 def run_trainlab(batch: int, epochs: int, tmp: str, *overrides: str) -> dict:
-    from trainlab.pipeline import train_and_test
+    from trainlab.run.pipeline import train_and_test
 
     cfg = make_cfg(tmp, f"data.batch_size={batch}", f"trainer.max_epochs={epochs}",
                    "+callbacks.epoch_timer._target_=bench.speed.EpochTimer", *overrides)
@@ -330,7 +330,7 @@ class FloorModule(L.LightningModule):
 
 def run_floor(batch: int, epochs: int, tmp: str) -> dict:
     """Lightning's own cost: FloorModule on trainlab's batches, a Trainer without logger, callbacks or bar."""
-    from trainlab.data import TensorBatches
+    from trainlab.nn.data import TensorBatches
 
     cfg = make_cfg(tmp, f"data.batch_size={batch}")
     dm, net, sample = parts(cfg)

@@ -11,7 +11,7 @@
 Runs are interleaved (baseline, trainlab, baseline, ...); the ratio pairs each run's two, with its 95% interval
 over runs (bench/paired.py). Also timed: `python train.py
 --help` and `python train.py --cfg job` (whole process), and whether either imports torch or lightning
-(read from `python -X importtime`), and loading the embedded MNIST (`trainlab.data.load_mnist_5k`, in a fresh
+(read from `python -X importtime`), and loading the embedded MNIST (`trainlab.nn.data.load_mnist_5k`, in a fresh
 process, imports excluded), parsed and from the cache.
 
 Run:   .venv/bin/python bench/startup.py            (7 runs of each)
@@ -79,7 +79,7 @@ def first_step(cache: str) -> float:
 
 def mnist_load(cache: str | None) -> float:
     """Seconds `load_mnist_5k(cache)` takes in a fresh process (None: the CSV parse a cold start pays)."""
-    out = subprocess.run([sys.executable, "-c", "import time, trainlab.data as d; t = time.perf_counter(); "
+    out = subprocess.run([sys.executable, "-c", "import time, trainlab.nn.data as d; t = time.perf_counter(); "
                           f"d.load_mnist_5k({cache!r}); print(time.perf_counter() - t)"], capture_output=True, text=True,
                          env={**ENV, "PYTHONPATH": str(ROOT / "src")}, check=True)
     return float(out.stdout.strip())

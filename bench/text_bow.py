@@ -12,8 +12,8 @@ subprocess so that peak memory is per pipeline:
             BCEWithLogits, RMSprop(lr=0.005), batch 512, in a hand-written loop;
   trainlab  the files loaded as data=imdb loads the Hub's (`datasets.load_dataset("parquet")`: an
             Arrow cache, built once before the runs as a download is, then memory-mapped),
-            trainlab.text.TextDataModule (multi-hot inputs: CSR rows, sparse batches),
-            trainlab.build.build_net (model=text_bow), trainlab.module.Classifier and a Lightning Trainer.
+            trainlab.nn.text.TextDataModule (multi-hot inputs: CSR rows, sparse batches),
+            trainlab.run.build.build_net (model=text_bow), trainlab.nn.module.Classifier and a Lightning Trainer.
 
 Measured per pipeline: peak RSS above the RSS right after imports (reading, encoding, training),
 the median epoch time (training batches only; validation excluded in both) and the final val accuracy.
@@ -133,9 +133,9 @@ def run_trainlab(folder: Path, epochs: int, torch) -> tuple[list[float], list[fl
     import lightning as L
     from datasets import disable_progress_bars
 
-    from trainlab.build import build_net, compose_config
-    from trainlab.module import Classifier
-    from trainlab.text import TextDataModule
+    from trainlab.nn.module import Classifier
+    from trainlab.nn.text import TextDataModule
+    from trainlab.run.build import build_net, compose_config
 
     disable_progress_bars()
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
@@ -183,8 +183,8 @@ def child(pipeline: str, folder: Path, epochs: int) -> None:
         import hydra  # noqa: F401
         import lightning  # noqa: F401
 
-        import trainlab.build  # noqa: F401
-        import trainlab.text  # noqa: F401
+        import trainlab.nn.text  # noqa: F401
+        import trainlab.run.build  # noqa: F401
     else:
         import sklearn.feature_extraction.text  # noqa: F401
     after_imports = rss_mib()

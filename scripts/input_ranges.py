@@ -4,7 +4,7 @@
     python scripts/input_ranges.py data=digits --split-seeds 0
 
 Prints, per scaler and split, the largest |feature| and how many rows hold a feature with |value| > 10
-(trainlab.data.FAR_OUTSIDE) that training never showed for that feature (ArrayDataModule.rows_far_outside).
+(trainlab.nn.data.FAR_OUTSIDE) that training never showed for that feature (ArrayDataModule.rows_far_outside).
 docs/configuration.md's `data` row quotes it.
 """
 from __future__ import annotations
@@ -14,8 +14,8 @@ import os
 
 from hydra.utils import instantiate
 
-from trainlab.build import compose_config
-from trainlab.data import SCALERS
+from trainlab.nn.data import SCALERS
+from trainlab.run.build import compose_config
 
 
 def main() -> None:

@@ -24,12 +24,12 @@ import sys
 import time
 from pathlib import Path
 
-from trainlab.compare import is_setting_override
+from trainlab.overrides import is_setting_override
 
 ROOT = Path(__file__).resolve().parents[1]
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 PAGE = ROOT / "docs" / "results.md"
-# The note under every Settings table (trainlab.report.settings_note): the page says it once.
+# The note under every Settings table (trainlab.study.report.settings_note): the page says it once.
 NOTE = "Mean and 95% interval of the tested model"
 # experiment -> (extra overrides, one-line reading guide)
 EXPERIMENTS = {

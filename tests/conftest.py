@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from omegaconf import DictConfig
 
-from trainlab.build import compose_config
+from trainlab.run.build import compose_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,7 +32,7 @@ def run_cli(*args: str, cwd: Path = ROOT, timeout: int = 300) -> subprocess.Comp
 
 def fake_run(tmp_path, overrides: list[str], seed: int, val_acc: float, val_loss: float = 0.3,
              history: list[dict] | None = None, fingerprint: str = "same-samples", test_acc: float | None = None) -> dict:
-    """A completed run as trainlab.report.load_runs returns it (test acc 0.01 below val acc unless given)."""
+    """A completed run as trainlab.study.report.load_runs returns it (test acc 0.01 below val acc unless given)."""
     test_acc = val_acc - 0.01 if test_acc is None else test_acc
     epoch = {"epoch": 0, "val/acc": val_acc, "val/loss": val_loss, "train/acc": min(1.0, val_acc + 0.02),
              "train/loss": val_loss / 2}

@@ -5,12 +5,13 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from trainlab import CONF, claims
-from trainlab.claims import _against_value, _needed, check, evaluate
-from trainlab.compare import METRICS, Setting, group_settings, rank
+from trainlab import CONF
 from trainlab.errors import ConfigError
-from trainlab.report import add_combinations
 from trainlab.stats import Comparison, Estimate
+from trainlab.study import claims
+from trainlab.study.claims import _against_value, _needed, check, evaluate
+from trainlab.study.compare import METRICS, Setting, group_settings, rank
+from trainlab.study.report import add_combinations
 
 from conftest import fake_run, run_cli
 

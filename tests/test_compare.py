@@ -1,23 +1,22 @@
-"""trainlab.compare on constructed runs: which test it picks and what it pairs, and the texts and values it reports."""
+"""trainlab.study.compare on constructed runs: which test it picks and what it pairs, and the texts and values it reports."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from trainlab.compare import (
+from trainlab.errors import ConfigError
+from trainlab.overrides import is_setting_override, override_key
+from trainlab.stats import Comparison, mcnemar, paired_t, welch, wilson
+from trainlab.study.compare import (
     Setting,
     compare,
     fit_summary,
     group_settings,
-    is_setting_override,
-    override_key,
     per_class,
     rank,
     run_metrics,
     versus_best_text,
 )
-from trainlab.errors import ConfigError
-from trainlab.stats import Comparison, mcnemar, paired_t, welch, wilson
 
 from conftest import fake_run
 
@@ -85,7 +84,7 @@ def test_paired_replicates_on_different_samples_are_refused_naming_the_data_keys
     a.overrides, b.overrides = {"optim": "adam", "data.val_fraction": "0.1"}, {"optim": "sgd", "data": "digits"}
     with pytest.raises(ConfigError, match=r"^data, data.val_fraction: 'optim=adam' and 'optim=sgd' are evaluated on "
                                           r"different samples \(seed, split \(1, 0\)\), so they cannot be compared as "
-                                          r"paired; report them separately: python -m trainlab.report <folder> "
+                                          r"paired; report them separately: trainlab-report <folder> "
                                           r"--only KEY=VALUE$"):
         compare(a, b, "val/acc")
     b.overrides = {"optim": "sgd"}

@@ -9,10 +9,10 @@ import sys
 import lightning as L
 import pytest
 
-from trainlab import console
-from trainlab.build import build_run
-from trainlab.module import STEP_LOSS
-from trainlab.pipeline import train_and_test
+from trainlab.nn.module import STEP_LOSS
+from trainlab.run import console
+from trainlab.run.build import build_run
+from trainlab.run.pipeline import train_and_test
 
 from conftest import ROOT, make_cfg
 

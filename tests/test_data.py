@@ -12,9 +12,9 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from trainlab.build import build_datamodule
-from trainlab.data import ArrayDataModule, InMemoryDataModule, TensorBatches, load_mnist_5k, read_csv_cached
 from trainlab.errors import ConfigError
+from trainlab.nn.data import ArrayDataModule, InMemoryDataModule, TensorBatches, load_mnist_5k, read_csv_cached
+from trainlab.run.build import build_datamodule
 
 from conftest import ROOT, make_cfg
 
@@ -58,7 +58,7 @@ def test_a_torn_cache_entry_is_parsed_again_and_rewritten(tmp_path, caplog):
     read_csv_cached(source, str(cache))
     entry = next(cache.glob("*.npz"))
     entry.write_bytes(entry.read_bytes()[:20])
-    with caplog.at_level(logging.WARNING, logger="trainlab.data"):
+    with caplog.at_level(logging.WARNING, logger="trainlab.nn.data"):
         np.testing.assert_array_equal(read_csv_cached(source, str(cache)), [[1, 2]])
     assert "unreadable" in caplog.text
     np.testing.assert_array_equal(np.load(entry)["table"], [[1, 2]])
@@ -67,7 +67,7 @@ def test_a_torn_cache_entry_is_parsed_again_and_rewritten(tmp_path, caplog):
 def test_a_cache_that_cannot_be_written_only_warns(tmp_path, caplog):
     source, blocker = write_csv_gz(tmp_path / "t.csv.gz", [[1, 2]]), tmp_path / "file"
     blocker.write_text("a file where the cache folder would go")
-    with caplog.at_level(logging.WARNING, logger="trainlab.data"):
+    with caplog.at_level(logging.WARNING, logger="trainlab.nn.data"):
         np.testing.assert_array_equal(read_csv_cached(source, str(blocker / "cache")), [[1, 2]])
     assert "could not write cache entry" in caplog.text
 
@@ -119,7 +119,7 @@ def test_changed_data_gets_its_own_cache_entry(tmp_path):
 def test_a_run_on_cached_mnist_never_imports_sklearn_or_pandas(tmp_path):
     # What start-up on the default data saves: their imports, a large share of it (docs/performance.md).
     code = ("import sys; from hydra.utils import instantiate; from omegaconf import OmegaConf; "
-            "from trainlab import CONF; from trainlab.pipeline import train_and_test; "
+            "from trainlab import CONF; from trainlab.run.pipeline import train_and_test; "
             f"cfg = OmegaConf.load(CONF / 'data/mnist.yaml'); cfg.cache_dir = {str(tmp_path)!r}; cfg.split_seed = 0; "
             "instantiate(cfg); "
             "print(sorted({'sklearn', 'pandas'} & set(sys.modules)))")
@@ -182,14 +182,14 @@ def test_far_outside_values_are_warned_once_naming_split_and_count(caplog):
     x = dm.splits["val"][0]
     x[:4, 2], x[4, 2] = 50.0, 9.0  # 4 rows far outside; one off the training range but within |10|: not counted
     caplog.clear()  # building it warned of row 7's 200, held out
-    with caplog.at_level(logging.WARNING, logger="trainlab.data"):
+    with caplog.at_level(logging.WARNING, logger="trainlab.nn.data"):
         dm.warn_far_outside()
     assert len(caplog.records) == 1
     assert "val: 4 of 60 rows" in caplog.text and "test:" not in caplog.text and "data.scaler=none" in caplog.text
 
 
 def test_no_warning_on_default_mnist(tmp_path, caplog):
-    with caplog.at_level(logging.WARNING, logger="trainlab.data"):
+    with caplog.at_level(logging.WARNING, logger="trainlab.nn.data"):
         datamodule(tmp_path)
     assert "beyond any training value" not in caplog.text
 

@@ -10,11 +10,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainlab.build import build_run
 from trainlab.errors import NonFiniteLoss
-from trainlab.models import MLP, estimate_memory
-from trainlab.pipeline import train_and_test
-from trainlab.verdict import fit_verdict
+from trainlab.nn.models import MLP, estimate_memory
+from trainlab.nn.verdict import fit_verdict
+from trainlab.run.build import build_run
+from trainlab.run.pipeline import train_and_test
 
 from conftest import make_cfg, run_cli
 from wandb_records import run_contents
@@ -210,8 +210,8 @@ def test_dead_units_read_validations_own_forward_pass(tmp_path):
     import lightning as L
     from hydra.utils import instantiate
 
-    from trainlab.callbacks import DeadUnits
-    from trainlab.module import Classifier
+    from trainlab.nn.callbacks import DeadUnits
+    from trainlab.nn.module import Classifier
 
     datamodule = instantiate(make_cfg(tmp_path, "data=digits").data, shuffle_seed=0)
     torch.manual_seed(0)
@@ -296,7 +296,7 @@ def test_own_callbacks_are_one_lightning_callback_that_calls_each_members_hooks_
     import lightning as L
     from lightning.pytorch.callbacks import EarlyStopping
 
-    from trainlab.callbacks import Diagnostic, NaNGuard, OwnCallbacks, fold_own, unfolded
+    from trainlab.nn.callbacks import Diagnostic, NaNGuard, OwnCallbacks, fold_own, unfolded
 
     class Counting(Diagnostic):
         name = "counting"
@@ -322,7 +322,7 @@ def test_lightning_skips_the_hooks_a_callback_leaves_idle(tmp_path):
     import lightning as L
     from lightning.pytorch.callbacks import EarlyStopping
 
-    from trainlab.callbacks import BestAndLastCheckpoint, NaNGuard, fold_own
+    from trainlab.nn.callbacks import BestAndLastCheckpoint, NaNGuard, fold_own
 
     class Counting(L.Callback):
         def __init__(self):
@@ -351,7 +351,7 @@ def test_lightning_skips_the_hooks_a_callback_leaves_idle(tmp_path):
 
 def test_a_non_finite_val_loss_fails_the_run_before_that_epochs_checkpoints(tmp_path, monkeypatch):
     # Weights that overflow in an epoch's last steps leave its training losses finite and its val loss inf.
-    from trainlab.module import Classifier
+    from trainlab.nn.module import Classifier
 
     step = Classifier._step
 

@@ -9,9 +9,10 @@ import torch
 from sklearn.datasets import load_digits
 
 from trainlab.errors import ConfigError
-from trainlab.evaluate import checkpoint_of, evaluate, main_eval, predict, prepared
-from trainlab.module import Classifier
-from trainlab.pipeline import train_and_test
+from trainlab.nn.module import Classifier
+from trainlab.run.build import load_module
+from trainlab.run.evaluate import checkpoint_of, evaluate, main_eval, predict, prepared
+from trainlab.run.pipeline import train_and_test
 
 from conftest import make_cfg, review_texts
 
@@ -47,13 +48,28 @@ def test_a_run_folder_means_its_best_checkpoint(digits_run):
     assert checkpoint_of(folder) == folder / "checkpoints" / f"best-epoch{summary['best_epoch']:03d}.ckpt"
 
 
-def test_load_from_checkpoint_rebuilds_the_trained_module(digits_run):
+def test_load_module_rebuilds_the_trained_module(digits_run):
     folder, _ = digits_run
-    module = Classifier.load_from_checkpoint(folder / "checkpoints" / "last.ckpt")
+    with pytest.raises(TypeError, match=r"use trainlab.run.build.load_module\("):  # Lightning's own cannot: it names ours
+        Classifier.load_from_checkpoint(folder / "checkpoints" / "last.ckpt")
+    module = load_module(folder / "checkpoints" / "last.ckpt")
     saved = torch.load(folder / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
     assert module.hparams["num_classes"] == 10 and not module.training
     for name, tensor in module.state_dict().items():
         assert torch.equal(tensor, saved[name])
+
+
+def test_a_checkpoint_saved_before_the_wings_names_the_old_modules_and_still_loads(digits_run, tmp_path):
+    folder, _ = digits_run
+    state = torch.load(folder / "checkpoints" / "last.ckpt", weights_only=True)
+    config = state["hyper_parameters"]["config"]
+    config["data"]["_target_"] = "trainlab.data.ArrayDataModule"  # where these lived before trainlab.nn / trainlab.run
+    config["callbacks"]["progress_bar"]["_target_"] = "trainlab.console.progress_bar"
+    torch.save(state, tmp_path / "old.ckpt")
+    module = load_module(tmp_path / "old.ckpt")
+    assert module.hparams["config"]["data"]["_target_"] == "trainlab.nn.data.ArrayDataModule"
+    assert module.hparams["config"]["callbacks"]["progress_bar"]["_target_"] == "trainlab.run.console.progress_bar"
+    assert evaluate(tmp_path / "old.ckpt", "test") == evaluate(folder / "checkpoints" / "last.ckpt", "test")
 
 
 def test_predicted_labels_are_the_modules_argmax_on_the_same_rows(digits_run, tmp_path):

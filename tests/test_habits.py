@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from trainlab.build import compose_config
+from trainlab.config.habits import adapted
+from trainlab.config.schema import check
 from trainlab.errors import ConfigError
-from trainlab.habits import adapted
-from trainlab.schema import check
+from trainlab.run.build import compose_config
 
 from conftest import run_cli
 

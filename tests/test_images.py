@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from trainlab import images
-from trainlab.build import build_datamodule
 from trainlab.errors import ConfigError
-from trainlab.images import load_images
+from trainlab.nn import images
+from trainlab.nn.images import load_images
+from trainlab.run.build import build_datamodule
 
 from conftest import image_set, make_cfg
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from trainlab.evaluate import evaluate
-from trainlab.module import Classifier
-from trainlab.pipeline import train_and_test
+from trainlab.nn.module import Classifier
+from trainlab.run.evaluate import evaluate
+from trainlab.run.pipeline import train_and_test
 
 from conftest import make_cfg
 

@@ -8,10 +8,10 @@ import torch
 from hydra.utils import instantiate
 from torch import nn
 
-from trainlab.build import build_net
+from trainlab.config.schema import check
 from trainlab.errors import ConfigError
-from trainlab.models import hidden_widths, init_weights
-from trainlab.schema import check
+from trainlab.nn.models import hidden_widths, init_weights
+from trainlab.run.build import build_net
 
 from conftest import make_cfg
 
@@ -204,7 +204,7 @@ def test_inverted_hourglass_when_asked():
 
 @pytest.mark.parametrize("classes", [2, 5])
 def test_epoch_metrics_are_per_sample_means_over_unequal_batches(classes):
-    from trainlab.module import Classifier
+    from trainlab.nn.module import Classifier
 
     torch.manual_seed(0)
     net = nn.Linear(4, 1 if classes == 2 else classes)

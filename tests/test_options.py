@@ -11,10 +11,12 @@ from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.profilers import SimpleProfiler
 from torch import nn
 
-from trainlab import CONF, callbacks, console, models, text
-from trainlab.build import build_run
+from trainlab import CONF
 from trainlab.errors import ConfigError
-from trainlab.pipeline import train_and_test
+from trainlab.nn import callbacks, models, text
+from trainlab.run import console
+from trainlab.run.build import build_run
+from trainlab.run.pipeline import train_and_test
 
 from conftest import make_cfg
 

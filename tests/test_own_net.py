@@ -9,11 +9,11 @@ import pytest
 import torch
 from torch import nn
 
-from trainlab.build import build_run
-from trainlab.cli import check_config_dirs
+from trainlab.config.schema import check
 from trainlab.errors import ConfigError
-from trainlab.pipeline import train_and_test
-from trainlab.schema import check
+from trainlab.run.build import build_run
+from trainlab.run.cli import check_config_dirs
+from trainlab.run.pipeline import train_and_test
 
 from conftest import ROOT, make_cfg, run_cli
 

@@ -7,10 +7,10 @@ import os
 import pytest
 import torch
 
-from trainlab import pipeline
 from trainlab.errors import ConfigError
-from trainlab.job import job_identity
-from trainlab.pipeline import train_and_test
+from trainlab.run import pipeline
+from trainlab.run.job import job_identity
+from trainlab.run.pipeline import train_and_test
 
 from conftest import ROOT, make_cfg, run_cli
 
@@ -226,7 +226,7 @@ def test_disk_full_while_saving_is_one_message_and_keeps_earlier_runs(tmp_path, 
 
     from lightning.fabric.plugins.io import torch_io
 
-    from trainlab.cli import run_job
+    from trainlab.run.cli import run_job
 
     earlier = tmp_path / "earlier"
     finished_run(earlier)
@@ -268,7 +268,7 @@ def test_read_only_output_folder_is_refused_before_training(tmp_path, monkeypatc
     import errno
     import tempfile
 
-    from trainlab.hydra_callbacks import ensure_writable
+    from trainlab.study.hydra_callbacks import ensure_writable
 
     def read_only(*args, **kwargs):  # what a read-only mount answers (root ignores chmod, so simulate it)
         raise OSError(errno.EROFS, "Read-only file system")

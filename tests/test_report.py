@@ -1,4 +1,4 @@
-"""`python -m trainlab.report` on real (short) sweeps: the table matches summary.json, the plots are real PNGs."""
+"""`trainlab-report` on real (short) sweeps: the table matches summary.json, the plots are real PNGs."""
 from __future__ import annotations
 
 import html
@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from trainlab.compare import group_settings, rank
-from trainlab.pipeline import train_and_test
-from trainlab.plots import DPI, FIGSIZE, shorten
-from trainlab.report import (
+from trainlab.run.pipeline import train_and_test
+from trainlab.stats import wilson
+from trainlab.study.compare import group_settings, rank
+from trainlab.study.plots import DPI, FIGSIZE, shorten
+from trainlab.study.report import (
     SETTING_COLUMNS,
     add_combinations,
     claim_rows,
@@ -35,7 +36,6 @@ from trainlab.report import (
     table_order,
     table_rows,
 )
-from trainlab.stats import wilson
 
 from conftest import fake_run, make_cfg, run_cli
 
@@ -204,7 +204,7 @@ def test_no_runs_is_exit_code_2_with_one_line(tmp_path, capsys, make):
 
 
 def test_command_line_entry(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "trainlab.report", str(tmp_path / "missing")],
+    result = subprocess.run([sys.executable, "-m", "trainlab.study.report", str(tmp_path / "missing")],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and result.stderr == f"error: {tmp_path / 'missing'}: no such folder\n"
 
@@ -354,7 +354,7 @@ def test_per_class_view_from_the_test_confusion_matrix(tmp_path, reviews_csv):
 
 @pytest.mark.parametrize("epochs", [1, 3])
 def test_epoch_axes_show_whole_epochs_only(monkeypatch, tmp_path, epochs):
-    import trainlab.plots as plots
+    import trainlab.study.plots as plots
 
     figures = []
     monkeypatch.setattr(plots, "save", lambda fig, path: figures.append(fig))

@@ -1,4 +1,4 @@
-"""Every key of every shipped config option has a type and range (trainlab.schema), and each is enforced."""
+"""Every key of every shipped config option has a type and range (trainlab.config.schema), and each is enforced."""
 from __future__ import annotations
 
 import re
@@ -9,10 +9,10 @@ import pytest
 from omegaconf import OmegaConf
 
 from trainlab import CONF
+from trainlab.config.rules import NULL, TEXT, Either, Integer, ListOf, NamesIn, Number, OneOf, Rule
+from trainlab.config.schema import check, check_replicates, rule_for
 from trainlab.errors import ConfigError
-from trainlab.models import BYTES_PER_VALUE
-from trainlab.rules import NULL, TEXT, Either, Integer, ListOf, NamesIn, Number, OneOf, Rule
-from trainlab.schema import check, check_replicates, rule_for
+from trainlab.nn.models import BYTES_PER_VALUE
 
 from conftest import make_cfg
 
@@ -62,10 +62,10 @@ def test_precision_options_are_the_precisions_trainlab_estimates():
     (["seed=-1"], "seed", "an integer in [0, 4294967295]"),
     (["data.split_seed=-1"], "data.split_seed", "an integer in [0, 4294967295]"),
     (["data=bbc_news", "model=text_bow", "+model.encoder.num_words=5"], "model.encoder.num_words", "data.num_words"),
-    (["+data.colour=1"], "data.colour", "not a parameter of trainlab.data.ArrayDataModule"),
-    (["+data.self=1"], "data.self", "not a parameter of trainlab.data.ArrayDataModule"),  # `self` is no parameter
+    (["+data.colour=1"], "data.colour", "not a parameter of trainlab.nn.data.ArrayDataModule"),
+    (["+data.self=1"], "data.self", "not a parameter of trainlab.nn.data.ArrayDataModule"),  # `self` is no parameter
     (["+optim.self=1"], "optim.self", "not a parameter of torch.optim.Adam"),
-    (["+data.loader.colour=1"], "data.loader.colour", "not a parameter of trainlab.data.load_mnist_5k"),  # a function
+    (["+data.loader.colour=1"], "data.loader.colour", "not a parameter of trainlab.nn.data.load_mnist_5k"),  # a function
     (["+model.colour=1", "+model.alpha=1"], "model.alpha", "not a model setting; known: allow_wide_bottleneck, bottleneck"),
     (["optim._target_=torch.optim.Adamm"], "optim._target_", "cannot import"),
     (["data=text_files"], "data.path", "needs one"),
@@ -101,7 +101,7 @@ def test_values_are_checked_as_resolved(tmp_path):
     ({"scheme": "uniform", "b": -1}, "init.b: must be above init.a=0.0 (the range to draw from), got -1"),  # a's default
 ])
 def test_init_checks_say_in_full_what_is_wrong(init, says):
-    from trainlab.schema import _check_init
+    from trainlab.config.schema import _check_init
 
     with pytest.raises(ConfigError) as error:
         _check_init(init)
@@ -109,16 +109,16 @@ def test_init_checks_say_in_full_what_is_wrong(init, says):
 
 
 @pytest.mark.parametrize(("prefix", "node", "says"), [
-    ("data", {"_target_": "trainlab.data.ArrayDataModule", "shuffle_seed": 1},
+    ("data", {"_target_": "trainlab.nn.data.ArrayDataModule", "shuffle_seed": 1},
      "data.shuffle_seed: is set by trainlab from seed; leave it out of the config"),
     # The keys trainlab sets itself (shuffle_seed, inputs) are not offered.
-    ("data", {"_target_": "trainlab.data.ArrayDataModule", "colour": 1}, "data.colour: not a parameter of "
-     "trainlab.data.ArrayDataModule; it takes batch_size, cache_dir, dataset, feature_columns, image_column, "
+    ("data", {"_target_": "trainlab.nn.data.ArrayDataModule", "colour": 1}, "data.colour: not a parameter of "
+     "trainlab.nn.data.ArrayDataModule; it takes batch_size, cache_dir, dataset, feature_columns, image_column, "
      "label_column, loader, max_z, path, scaler, split_seed, test_fraction, val_fraction"),
     ("x", {"_target_": "os.getcwd", "colour": 1}, "x.colour: not a parameter of os.getcwd; it takes none"),
 ])
 def test_keys_a_target_does_not_take_are_named_with_what_it_takes(prefix, node, says):
-    from trainlab.schema import _check_parameters
+    from trainlab.config.schema import _check_parameters
 
     with pytest.raises(ConfigError) as error:
         _check_parameters(prefix, node)
@@ -143,7 +143,8 @@ INT1, INT03, UNIT = partial(Integer, 1), partial(Integer, 0, 3), partial(Number,
     (partial(ListOf, Integer(1)), [1, 2], True), (partial(ListOf, Integer(1)), [1, 0], False),
     (partial(ListOf, Integer(1)), (1, 2), False), (partial(ListOf, Integer(1)), [], True),
     (partial(ListOf, Integer(1), length=2), [1, 2], True), (partial(ListOf, Integer(1), length=2), [1], False),
-    (partial(NamesIn, "trainlab.data:SCALERS"), "minmax", True), (partial(NamesIn, "trainlab.data:SCALERS"), "z", False),
+    (partial(NamesIn, "trainlab.nn.data:SCALERS"), "minmax", True),
+    (partial(NamesIn, "trainlab.nn.data:SCALERS"), "z", False),
     (partial(Rule, "even", lambda v: v % 2 == 0), 4, True),
 ])
 def test_each_rule_accepts_exactly_its_values(make, value, accepted):
@@ -159,7 +160,7 @@ def test_each_rule_accepts_exactly_its_values(make, value, accepted):
     (partial(OneOf, "step", 1), "one of step, 1"), (partial(Either, NULL, TEXT), "null or a string"),
     (partial(ListOf, Integer(1)), "a list of values, each an integer >= 1"),
     (partial(ListOf, Number(), length=2), "a list of 2 values, each a finite number"),
-    (partial(NamesIn, "trainlab.data:SCALERS"), "one of global, standard, minmax, none"),
+    (partial(NamesIn, "trainlab.nn.data:SCALERS"), "one of global, standard, minmax, none"),
     (partial(Rule, "even", lambda v: v % 2 == 0), "even"),
 ])
 def test_each_rule_says_what_it_accepts(make, described):

@@ -10,11 +10,11 @@ import pandas
 import pytest
 import torch
 
-from trainlab.build import build_datamodule
-from trainlab.data import ArrayDataModule
 from trainlab.errors import ConfigError
-from trainlab.pipeline import train_and_test
-from trainlab.tables import load_table
+from trainlab.nn.data import ArrayDataModule
+from trainlab.nn.tables import load_table
+from trainlab.run.build import build_datamodule
+from trainlab.run.pipeline import train_and_test
 
 from conftest import ROOT, blobs_table, make_cfg
 
@@ -138,7 +138,7 @@ def test_table_splits_and_scales_as_array_data(tmp_path, table_csv):
 
 
 def test_a_table_run_saves_the_class_names_and_evaluates_a_file_with_string_labels(tmp_path, table_csv):
-    from trainlab.evaluate import evaluate
+    from trainlab.run.evaluate import evaluate
 
     summary = train_and_test(make_cfg(tmp_path, "data=table", f"data.path={table_csv}", "trainer.max_epochs=5",
                                       *QUIET))

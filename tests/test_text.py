@@ -11,11 +11,11 @@ import torch
 from sklearn.feature_extraction.text import CountVectorizer
 from torch import nn
 
-from trainlab.build import build_datamodule, build_net
 from trainlab.errors import ConfigError
-from trainlab.models import estimate_memory
-from trainlab.pipeline import train_and_test
-from trainlab.text import MultiHot, MultiHotRows, WordEmbedding, load_hub, load_text_files, load_text_folder
+from trainlab.nn.models import estimate_memory
+from trainlab.nn.text import MultiHot, MultiHotRows, WordEmbedding, load_hub, load_text_files, load_text_folder
+from trainlab.run.build import build_datamodule, build_net
+from trainlab.run.pipeline import train_and_test
 
 from conftest import make_cfg
 

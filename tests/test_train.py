@@ -10,10 +10,10 @@ import sys
 import pytest
 
 from trainlab import CONF
+from trainlab.config.schema import check
 from trainlab.errors import ConfigError
-from trainlab.pipeline import train_and_test
-from trainlab.schema import check
-from trainlab.summary import optimized_value
+from trainlab.run.pipeline import train_and_test
+from trainlab.run.summary import optimized_value
 
 from conftest import ROOT, make_cfg, run_cli
 
@@ -165,7 +165,7 @@ def test_help_and_cfg_job_never_import_torch(arguments):
 @pytest.mark.parametrize("overrides", [[], ["model=pyramid", "data=digits"]])
 def test_help_is_hydras_own_page_made_faster(overrides):
     ours = run_cli(*overrides, "--help")
-    hydras = subprocess.run([sys.executable, "-c", "from trainlab.cli import hydra_main; hydra_main()", *overrides,
+    hydras = subprocess.run([sys.executable, "-c", "from trainlab.run.cli import hydra_main; hydra_main()", *overrides,
                              "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert ours.returncode == hydras.returncode == 0 and ours.stdout == hydras.stdout
 
@@ -232,7 +232,7 @@ def test_fastest_optimizer_kernel_matches_the_default_one(tmp_path, optimizer):
     import torch
     from hydra.utils import instantiate
 
-    from trainlab.optim import accepts, build_optimizer
+    from trainlab.nn.optim import accepts, build_optimizer
 
     factory = instantiate(make_cfg(tmp_path, f"optim={optimizer}").optim)
     nets = []
@@ -261,7 +261,7 @@ def test_a_configs_own_kernel_choice_is_kept(tmp_path):
     import torch
     from hydra.utils import instantiate
 
-    from trainlab.optim import build_optimizer
+    from trainlab.nn.optim import build_optimizer
 
     factory = instantiate(make_cfg(tmp_path, "optim=adam", "+optim.fused=false").optim)
     assert build_optimizer(factory, [torch.nn.Parameter(torch.zeros(2))]).defaults["fused"] is False
@@ -281,7 +281,7 @@ def test_half_precision_weights_keep_torchs_own_update(tmp_path):
     import torch
     from hydra.utils import instantiate
 
-    from trainlab.optim import build_optimizer
+    from trainlab.nn.optim import build_optimizer
 
     factory = instantiate(make_cfg(tmp_path, "optim=sgd").optim)
     half = [torch.nn.Parameter(torch.zeros(2, dtype=torch.float16))]

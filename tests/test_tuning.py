@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import pytest
 
-from trainlab.claims import evaluate
-from trainlab.compare import group_settings, rank
 from trainlab.errors import ConfigError
-from trainlab.report import add_combinations
-from trainlab.tuning import check_tuned, choose_arms
+from trainlab.study.claims import evaluate
+from trainlab.study.compare import group_settings, rank
+from trainlab.study.report import add_combinations
+from trainlab.study.tuning import check_tuned, choose_arms
 
 from conftest import fake_run, run_cli
 

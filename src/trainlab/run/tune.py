@@ -6,8 +6,8 @@ import logging
 import math
 from pathlib import Path
 
-from trainlab.build import Run
 from trainlab.errors import ConfigError
+from trainlab.run.build import Run
 
 log = logging.getLogger("trainlab")
 

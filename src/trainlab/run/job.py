@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trainlab.compare import is_setting_override
+from trainlab.overrides import is_setting_override
 
 
 def job_identity() -> dict:

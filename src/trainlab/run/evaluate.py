@@ -24,9 +24,9 @@ import torch
 from omegaconf import OmegaConf
 
 from trainlab import import_from_cwd
-from trainlab.build import build_datamodule, load_module
 from trainlab.errors import ConfigError, TrainlabError, exit_with
-from trainlab.module import Classifier
+from trainlab.nn.module import Classifier
+from trainlab.run.build import build_datamodule, load_module
 
 READERS = {".csv": pandas.read_csv, ".parquet": pandas.read_parquet}
 

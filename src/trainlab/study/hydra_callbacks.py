@@ -1,5 +1,5 @@
 """Hydra callbacks: the output folder, the replicate seeds, the claims and tuned keys are checked before anything
-runs, and every multirun ends with the report of its sweep folder (trainlab.report).
+runs, and every multirun ends with the report of its sweep folder (trainlab.study.report).
 
 A sweep with a failed job exits with code 1 after its report, one whose report cannot be made (no run
 wrote a summary, or settings that cannot be compared) with code 2; an output folder that cannot be
@@ -63,8 +63,8 @@ class ExperimentIsWellFormed(Callback):
     checked before its sweep runs, not after its last job."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        from trainlab.claims import check
-        from trainlab.tuning import check_tuned
+        from trainlab.study.claims import check
+        from trainlab.study.tuning import check_tuned
 
         sweep = {str(k): str(v) for k, v in (config.hydra.sweeper.get("params") or {}).items()}
         parsed = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
@@ -79,7 +79,7 @@ class ExperimentIsWellFormed(Callback):
 
 class ReportAfterSweep(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
-        from trainlab.report import main as report  # imported only when a sweep has run
+        from trainlab.study.report import main as report  # imported only when a sweep has run
 
         code = report([config.hydra.sweep.dir, "--no-wandb"])
         if code:  # 1: some job failed (the report lists why); 2: no report (its error says why)

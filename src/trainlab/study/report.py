@@ -1,9 +1,9 @@
 """Compare the runs of a sweep (or one run) without W&B: tables with uncertainty, learning curves, a web page.
 
-    python -m trainlab.report outputs/multirun/<date_time>      # or one run folder
+    trainlab-report outputs/multirun/<date_time>      # or one run folder
 
-Every folder below the given one that holds a `summary.json` (written by trainlab.pipeline) is a run.
-Runs that differ only in `seed` / `data.split_seed` are replicates of one setting (trainlab.compare).
+Every folder below the given one that holds a `summary.json` (written by trainlab.run.pipeline) is a run.
+Runs that differ only in `seed` / `data.split_seed` are replicates of one setting (trainlab.study.compare).
 Written into the given folder: `report.md` (one row per setting with 95% intervals and ties with the
 best, the experiment's claims checked, then one row per run), `claims.json` (the claims' outcomes),
 `curves.png` (val loss/acc of every setting, mean and 95% band over replicates),
@@ -27,25 +27,23 @@ from urllib.parse import quote
 
 import yaml
 
-from trainlab.claims import evaluate as evaluate_claims
-from trainlab.compare import (
+from trainlab.errors import ConfigError
+from trainlab.overrides import REPLICATE_KEYS, is_setting_override, override_key
+from trainlab.run.tracking import log_report, wandb_project
+from trainlab.study.claims import evaluate as evaluate_claims
+from trainlab.study.compare import (
     RANK_METRIC,
-    REPLICATE_KEYS,
     Setting,
     fit_summary,
     group_settings,
-    is_setting_override,
-    override_key,
     per_class,
     rank,
     replicate_id,
     run_metrics,
     versus_best_text,
 )
-from trainlab.errors import ConfigError
-from trainlab.plots import DPI, FIGSIZE, shorten, write_plots
-from trainlab.tracking import log_report, wandb_project
-from trainlab.tuning import choose_arms
+from trainlab.study.plots import DPI, FIGSIZE, shorten, write_plots
+from trainlab.study.tuning import choose_arms
 
 COLUMNS = ["combination", "train acc", "val acc", "train loss", "val loss", "test acc", "params", "s/epoch", "verdict"]
 SETTING_COLUMNS = ["rank", "setting", "n", "val acc", "test acc", "train acc", "val loss", "train loss", "params",
@@ -267,13 +265,13 @@ def sweep_claims(runs: list[dict]) -> list[dict]:
 
 
 def sweep_tuned(runs: list[dict]) -> list[str]:
-    """The keys the sweep's experiment tunes per arm on val (trainlab.tuning)."""
+    """The keys the sweep's experiment tunes per arm on val (trainlab.study.tuning)."""
     return next((list(r["config"]["tuned"]) for r in runs if r["config"].get("tuned")), [])
 
 
 # pragma: no mutate block (the command: reads folders, writes files)
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m trainlab.report", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="trainlab-report", description=__doc__.split("\n")[0])
     parser.add_argument("folder", type=Path, help="a sweep folder (outputs/multirun/...) or one run folder")
     parser.add_argument("--only", action="append", default=[], metavar="KEY=VALUE",
                         help="report only the runs with this override (repeatable), e.g. --only data=digits")

@@ -20,9 +20,9 @@ import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from trainlab import CONF, CONF_MODULE, import_from_cwd
+from trainlab.config.habits import adapted
+from trainlab.config.schema import check_replicates
 from trainlab.errors import ConfigError, as_trainlab_error, exit_with
-from trainlab.habits import adapted
-from trainlab.schema import check_replicates
 
 log = logging.getLogger("trainlab")
 
@@ -41,9 +41,9 @@ OmegaConf.register_new_resolver("replicate_seeds", replicate_seeds, replace=True
 
 def run_job(cfg: DictConfig) -> float | None:
     """Train and test; returns the metric a sweeper optimises (NaN for a failed job of a sweep)."""
-    from trainlab.job import job_identity
-    from trainlab.pipeline import train_and_test
-    from trainlab.summary import optimized_value, record_failure
+    from trainlab.run.job import job_identity
+    from trainlab.run.pipeline import train_and_test
+    from trainlab.run.summary import optimized_value, record_failure
 
     # SIGTERM (a scheduler's stop) behaves like Ctrl-C: interrupt_checkpoint saves before exit.
     signal.signal(signal.SIGTERM, signal.default_int_handler)

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# `data.scaler`'s options (built by trainlab.scalers, imported when a split is first made).
+# `data.scaler`'s options (built by trainlab.nn.scalers, imported when a split is first made).
 SCALERS = {"global": "one mean and std over all training values (images)",
            "standard": "per-feature z-scores clipped at data.max_z (tables)",
            "minmax": "per-feature [0, 1], clipped there", "none": "as loaded"}
@@ -329,7 +329,7 @@ class ArrayDataModule(InMemoryDataModule):
 
     def fit_scaler(self, train_x: np.ndarray):
         """Fitted on the training split alone: no val/test statistic leaks into training."""
-        from trainlab.scalers import make_scaler
+        from trainlab.nn.scalers import make_scaler
 
         scaler = make_scaler(self.scaler_name, self.max_z)
         return scaler.fit(train_x) if scaler is not None else None

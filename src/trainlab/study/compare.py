@@ -16,25 +16,12 @@ from pathlib import Path
 import numpy as np
 
 from trainlab.errors import ConfigError
+from trainlab.overrides import is_setting_override
 from trainlab.stats import ALPHA, Comparison, Estimate, estimate, holm, mcnemar, paired_t, welch
 
-REPLICATE_KEYS = ("seed", "data.split_seed")
-# Overrides that change how a run is watched, not what it trains: not part of a setting.
-TOOLING = ("replicates", "require_varied_splits", "tuned", "logger", "threads", "print_config", "callbacks.progress_bar",
-           "hydra", "paths")
 METRICS = ("val/acc", "test/acc", "train/acc", "val/loss", "train/loss", "test/loss")
 RANK_METRIC = "test/acc"  # val chose the checkpoint; test judges it
 EPOCHS = ("best", "last")
-
-
-def override_key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")
-
-
-def is_setting_override(override: str) -> bool:
-    key = override_key(override)
-    return key not in REPLICATE_KEYS and not any(key == t or key.startswith(t + ".") or key.startswith(t + "/")
-                                                 for t in TOOLING)
 
 
 def replicate_id(config: dict) -> tuple:
@@ -159,7 +146,7 @@ def _check_same_samples(a: Setting, b: Setting, shared: list) -> None:
             data_keys = [k for k in keys if k.startswith("data")] or keys or ["data"]
             raise ConfigError(", ".join(data_keys), f"'{a.name}' and '{b.name}' are evaluated on different samples "
                               f"(seed, split {replicate}), so they cannot be compared as paired; report them "
-                              "separately: python -m trainlab.report <folder> --only KEY=VALUE")
+                              "separately: trainlab-report <folder> --only KEY=VALUE")
 
 
 def compare(a: Setting, b: Setting, metric: str, epoch: str = "best") -> Comparison | None:

@@ -1,6 +1,6 @@
 """Training diagnostics as Lightning callbacks: fit verdict, gradient flow, dead units, NaN guard; and checkpoints.
 
-Each diagnostic is a `Diagnostic`: what it found is its `report` (a dict), which trainlab.summary
+Each diagnostic is a `Diagnostic`: what it found is its `report` (a dict), which trainlab.run.summary
 writes into summary.json under its `name`. The Trainer gets trainlab's own callbacks folded into one
 `OwnCallbacks`.
 """
@@ -18,8 +18,8 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import nn
 
 from trainlab.errors import NonFiniteLoss
-from trainlab.module import log_to_loggers, output_size
-from trainlab.verdict import fit_verdict
+from trainlab.nn.module import log_to_loggers, output_size
+from trainlab.nn.verdict import fit_verdict
 
 log = logging.getLogger("trainlab")
 

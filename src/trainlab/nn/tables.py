@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from trainlab.data import Loaded
 from trainlab.errors import ConfigError
+from trainlab.nn.data import Loaded
 
 if TYPE_CHECKING:
     import pandas

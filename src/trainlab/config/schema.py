@@ -16,8 +16,7 @@ from functools import cache
 
 from omegaconf import DictConfig, OmegaConf
 
-from trainlab.errors import ConfigError
-from trainlab.rules import (
+from trainlab.config.rules import (
     FLAG,
     FOLDER,
     FRACTION,
@@ -34,6 +33,7 @@ from trainlab.rules import (
     OneOf,
     Rule,
 )
+from trainlab.errors import ConfigError
 
 RULES: dict[str, Rule] = {
     "**._target_": TEXT,
@@ -57,7 +57,7 @@ RULES: dict[str, Rule] = {
     "data.loader.return_X_y": FLAG,
     "data.loader.cache_dir": Either(NULL, TEXT),
     "data.cache_dir": Either(NULL, TEXT),
-    "data.scaler": NamesIn("trainlab.data:SCALERS"),
+    "data.scaler": NamesIn("trainlab.nn.data:SCALERS"),
     "data.max_z": Either(NULL, POSITIVE),
     "data.val_fraction": FRACTION,
     "data.test_fraction": FRACTION,
@@ -87,7 +87,7 @@ RULES: dict[str, Rule] = {
     "activation.alpha": POSITIVE,
     "activation.beta": POSITIVE,
     "activation.approximate": OneOf("none", "tanh"),
-    "init.scheme": NamesIn("trainlab.models:INIT_SCHEMES"),
+    "init.scheme": NamesIn("trainlab.nn.models:INIT_SCHEMES"),
     "init.mean": Number(),
     "init.std": POSITIVE,
     "init.a": Number(),
@@ -120,7 +120,7 @@ RULES: dict[str, Rule] = {
     "trainer.devices": Either(Integer(1), ListOf(Integer(0)), OneOf("auto", -1)),
     "trainer.num_nodes": Integer(1),
     "trainer.strategy": TEXT,
-    "trainer.precision": NamesIn("trainlab.models:BYTES_PER_VALUE"),  # conf/precision/ has one file each
+    "trainer.precision": NamesIn("trainlab.nn.models:BYTES_PER_VALUE"),  # conf/precision/ has one file each
     "trainer.max_epochs": Integer(1),
     "trainer.check_val_every_n_epoch": Integer(1),
     "trainer.log_every_n_steps": Integer(1),
@@ -275,7 +275,7 @@ def _check_parameters(prefix: str, node) -> None:
 
 
 def _check_init(init: dict) -> None:
-    from trainlab.models import init_parameters, set_by_activation  # torch is loaded by then anyway
+    from trainlab.nn.models import init_parameters, set_by_activation  # torch is loaded by then anyway
 
     scheme = init.get("scheme", "default")
     defaults = init_parameters(scheme)
@@ -294,7 +294,7 @@ def _check_init(init: dict) -> None:
 
 
 def _check_model(model: dict, norm: dict | None) -> None:
-    from trainlab.models import MODEL_KEYS
+    from trainlab.nn.models import MODEL_KEYS
 
     if "_target_" in model:  # the user's own nn.Module: its keys were checked against its signature
         _check_own_net(model["_target_"], norm)

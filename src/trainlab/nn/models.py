@@ -37,7 +37,7 @@ def hidden_widths(shape: str, width: int = 256, depth: int = 3, bottleneck: int 
                   hidden: list[int] | None = None, allow_wide_bottleneck: bool = False) -> list[int]:
     """Hidden-layer widths for a named shape (`depth` hidden layers; `custom` takes `hidden`).
 
-    Types and ranges are trainlab.schema's; what depends on several values is checked here.
+    Types and ranges are trainlab.config.schema's; what depends on several values is checked here.
     """
     if shape == "custom":
         return list(hidden or [])
@@ -165,7 +165,7 @@ def build_mlp(in_features: int, num_outputs: int, model_cfg: dict, activation: C
               norm: Callable[[int], nn.Module] | None, init_cfg: dict, encoder: nn.Module | None = None) -> MLP:
     """An MLP from the `model`, `activation`, `norm` and `init` groups.
 
-    An `encoder` (a text net's first module, trainlab.text) comes first; `in_features` is then its output size.
+    An `encoder` (a text net's first module, trainlab.nn.text) comes first; `in_features` is then its output size.
     """
     shape_keys = {k: v for k, v in model_cfg.items() if k not in ("dropout", "encoder")}
     net = MLP(in_features, num_outputs, hidden_widths(**shape_keys), activation, norm,

@@ -15,10 +15,10 @@ import torch
 from omegaconf import DictConfig
 from torchmetrics.functional.classification import multiclass_confusion_matrix
 
-from trainlab.build import Run
-from trainlab.callbacks import Diagnostic, FitVerdict, unfolded
-from trainlab.models import count_parameters
-from trainlab.module import Classifier
+from trainlab.nn.callbacks import Diagnostic, FitVerdict, unfolded
+from trainlab.nn.models import count_parameters
+from trainlab.nn.module import Classifier
+from trainlab.run.build import Run
 
 log = logging.getLogger("trainlab")
 

@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from trainlab.errors import ConfigError
 
-if TYPE_CHECKING:  # `python -m trainlab.report` does not need Lightning
+if TYPE_CHECKING:  # `trainlab-report` does not need Lightning
     import lightning as L
 
 EPOCH_METRICS = ("train/*", "val/*", "gap/*", "dead/*", "lr-*")  # plotted against the epoch in W&B

@@ -26,8 +26,8 @@ from sklearn.datasets import load_files
 from sklearn.feature_extraction.text import CountVectorizer
 from torch import nn
 
-from trainlab.data import InMemoryDataModule
 from trainlab.errors import ConfigError
+from trainlab.nn.data import InMemoryDataModule
 
 if TYPE_CHECKING:
     import datasets
@@ -212,7 +212,7 @@ class TextDataModule(InMemoryDataModule):
 
     def _encode(self, parts: dict) -> None:
         # The vocabulary: the num_words most frequent words of the training split alone, kept so that
-        # new documents (trainlab.evaluate) are encoded as the training ones were.
+        # new documents (trainlab.run.evaluate) are encoded as the training ones were.
         self.vocabulary = CountVectorizer(max_features=self.num_words).fit(texts(parts["train"]))
         self.vocabulary_size = len(self.vocabulary.vocabulary_)
         self.num_features = self.vocabulary_size + (2 if self.inputs == "word_ids" else 0)  # + padding, unknown ids

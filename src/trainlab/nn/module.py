@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainlab.optim import build_optimizer
+from trainlab.nn.optim import build_optimizer
 
 # "fit" is the running average over training steps (train mode, dropout on); "train" is the
 # fixed training sample measured in eval mode exactly as "val" is, so the two curves compare.
@@ -180,11 +180,10 @@ class Classifier(L.LightningModule):
 
     @classmethod
     def load_from_checkpoint(cls, checkpoint_path, map_location=None, **kwargs) -> Classifier:
-        """The trained module of a checkpoint trainlab wrote, its net rebuilt from the config saved in it (on the CPU)."""
-        from trainlab.build import load_module  # build imports this module
-
-        module = load_module(checkpoint_path)
-        return module.to(map_location) if isinstance(map_location, (str, torch.device)) else module
+        """Lightning's loader cannot rebuild the net, which the config saved in the checkpoint describes: building
+        from a config is the run side's job (trainlab.run.build), and this module stays below it."""
+        raise TypeError("Classifier.load_from_checkpoint cannot rebuild the net from a config; use "
+                        f"trainlab.run.build.load_module({str(checkpoint_path)!r}) instead")
 
     def configure_optimizers(self):
         optimizer = build_optimizer(self.optimizer_factory, self.parameters())

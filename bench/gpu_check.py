@@ -25,7 +25,7 @@ os.environ.update(HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1", WANDB_MODE="offli
 import torch  # noqa: E402
 
 from trainlab.nn.data import InMemoryDataModule  # noqa: E402
-from trainlab.nn.models import BYTES_PER_VALUE  # noqa: E402
+from trainlab.nn.precision import PRECISIONS  # noqa: E402
 from trainlab.run.build import compose_config  # noqa: E402
 from trainlab.run.pipeline import train_and_test  # noqa: E402
 
@@ -51,7 +51,7 @@ def main() -> None:
     print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}")
     rows = []
     for data, model in SETTINGS:
-        for precision in BYTES_PER_VALUE:
+        for precision in PRECISIONS:
             placed.clear()
             torch.cuda.reset_peak_memory_stats()
             overrides = [f"data={data}", f"model={model}", "trainer=gpu", f"precision={precision}",

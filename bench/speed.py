@@ -77,7 +77,7 @@ from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 from torchmetrics import Accuracy  # noqa: E402
 
 from trainlab import CONF  # noqa: E402
-from trainlab.nn.callbacks import Diagnostic  # noqa: E402
+from trainlab.nn.diagnostics import Diagnostic  # noqa: E402
 from trainlab.nn.optim import build_optimizer  # noqa: E402
 from trainlab.run.build import compose_config, instantiate_node  # noqa: E402
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import os
 import random
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # No data cache (trainlab/conf/data/mnist.yaml): every test makes its splits, as a mutated split must be seen to.
 os.environ.update(HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1", WANDB_MODE="offline", TRAINLAB_CACHE="")
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any attempt to open a connection fails the test: offline must mean no network attempt at all."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("tried the network while offline")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
 
 
 def make_cfg(tmp_path: Path, *overrides: str) -> DictConfig:

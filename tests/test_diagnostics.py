@@ -210,7 +210,7 @@ def test_dead_units_read_validations_own_forward_pass(tmp_path):
     import lightning as L
     from hydra.utils import instantiate
 
-    from trainlab.nn.callbacks import DeadUnits
+    from trainlab.nn.diagnostics import DeadUnits
     from trainlab.nn.module import Classifier
 
     datamodule = instantiate(make_cfg(tmp_path, "data=digits").data, shuffle_seed=0)
@@ -296,7 +296,8 @@ def test_own_callbacks_are_one_lightning_callback_that_calls_each_members_hooks_
     import lightning as L
     from lightning.pytorch.callbacks import EarlyStopping
 
-    from trainlab.nn.callbacks import Diagnostic, NaNGuard, OwnCallbacks, fold_own, unfolded
+    from trainlab.nn.diagnostics import Diagnostic, NaNGuard
+    from trainlab.nn.folding import OwnCallbacks, fold_own, unfolded
 
     class Counting(Diagnostic):
         name = "counting"
@@ -322,7 +323,9 @@ def test_lightning_skips_the_hooks_a_callback_leaves_idle(tmp_path):
     import lightning as L
     from lightning.pytorch.callbacks import EarlyStopping
 
-    from trainlab.nn.callbacks import BestAndLastCheckpoint, NaNGuard, fold_own
+    from trainlab.nn.checkpoints import BestAndLastCheckpoint
+    from trainlab.nn.diagnostics import NaNGuard
+    from trainlab.nn.folding import fold_own
 
     class Counting(L.Callback):
         def __init__(self):

@@ -24,3 +24,12 @@ def test_every_relative_link_in_readme_points_to_a_file():
     assert relative  # README links into docs/
     missing = [t for t in relative if not (ROOT / unquote(urlsplit(t).path)).exists()]
     assert missing == []
+
+
+def test_the_docs_name_every_model_shape_and_precision():
+    from trainlab.nn.models import SHAPES
+    from trainlab.nn.precision import PRECISIONS
+
+    groups = (ROOT / "docs" / "configuration.md").read_text()
+    assert [s for s in SHAPES if f"`{s}`" not in groups] == []
+    assert [p for p in PRECISIONS if f"`{p}`" not in groups] == []

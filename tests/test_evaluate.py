@@ -65,10 +65,12 @@ def test_a_checkpoint_saved_before_the_wings_names_the_old_modules_and_still_loa
     config = state["hyper_parameters"]["config"]
     config["data"]["_target_"] = "trainlab.data.ArrayDataModule"  # where these lived before trainlab.nn / trainlab.run
     config["callbacks"]["progress_bar"]["_target_"] = "trainlab.console.progress_bar"
+    config["callbacks"]["dead_units"]["_target_"] = "trainlab.callbacks.DeadUnits"
     torch.save(state, tmp_path / "old.ckpt")
     module = load_module(tmp_path / "old.ckpt")
     assert module.hparams["config"]["data"]["_target_"] == "trainlab.nn.data.ArrayDataModule"
     assert module.hparams["config"]["callbacks"]["progress_bar"]["_target_"] == "trainlab.run.console.progress_bar"
+    assert module.hparams["config"]["callbacks"]["dead_units"]["_target_"] == "trainlab.nn.diagnostics.DeadUnits"
     assert evaluate(tmp_path / "old.ckpt", "test") == evaluate(folder / "checkpoints" / "last.ckpt", "test")
 
 

@@ -1,8 +1,6 @@
 """Hub image sets (data=mnist_full, fashion_mnist, cifar10) on local save_to_disk copies: pixels, splits, errors."""
 from __future__ import annotations
 
-import socket
-
 import numpy as np
 import pytest
 import torch
@@ -72,13 +70,8 @@ def test_decoded_pixels_come_from_the_cache_the_second_time(tmp_path, image_sets
     assert again[2:] == first[2:]
 
 
-def test_a_hub_name_offline_fails_fast_with_the_text_sets_message(monkeypatch):
+def test_a_hub_name_offline_fails_fast_with_the_text_sets_message(no_network):
     # As for the Hub's text sets: no network attempt at all, and the embedded data to use instead.
-    def no_network(*args, **kwargs):
-        raise AssertionError("load_images tried the network while offline")
-
-    monkeypatch.setattr(socket.socket, "connect", no_network)
-    monkeypatch.setattr(socket, "create_connection", no_network)
     with pytest.raises(ConfigError) as error:
         load_images("trainlab-tests/no-such-images")
     message = str(error.value)

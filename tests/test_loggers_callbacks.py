@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import csv
+import inspect
 import logging
 from pathlib import Path
 
 import pytest
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 
+from trainlab.nn.checkpoints import BestAndLastCheckpoint
 from trainlab.nn.module import Classifier
 from trainlab.run.evaluate import evaluate
 from trainlab.run.pipeline import train_and_test
@@ -56,6 +59,19 @@ def test_last_checkpoint_holds_the_last_epoch_after_val_loss_stopped_improving(t
     best = torch.load(summary["best_checkpoint"], weights_only=True)
     assert last["epoch"] == 7 and best["epoch"] == summary["best_epoch"]
     assert last["history"][-1]["epoch"] == 7
+
+
+def test_lightning_still_has_the_private_members_best_and_last_uses():
+    """BestAndLastCheckpoint calls ModelCheckpoint's private members: a Lightning upgrade that renames one, or
+    changes what it takes, must fail here rather than silently stop writing last.ckpt."""
+    checkpoint = ModelCheckpoint(dirpath="unused")
+    for name in BestAndLastCheckpoint.PRIVATE_API:
+        assert hasattr(checkpoint, name), f"ModelCheckpoint.{name} is gone: see trainlab.nn.checkpoints"
+    takes = {name: list(inspect.signature(getattr(checkpoint, name)).parameters) for name in
+             ("_should_save_on_train_epoch_end", "_should_skip_saving_checkpoint", "_save_last_checkpoint",
+              "_monitor_candidates")}
+    assert takes == {"_should_save_on_train_epoch_end": ["trainer"], "_should_skip_saving_checkpoint": ["trainer"],
+                     "_save_last_checkpoint": ["trainer", "monitor_candidates"], "_monitor_candidates": ["trainer"]}
 
 
 def test_early_stopping_can_trigger(tmp_path):

@@ -190,7 +190,7 @@ def test_shapes_at_their_limits(kwargs, widths):
      "4 cannot halve 3 times; widen it or lower model.depth"),
     ({"shape": "hourglass", "width": 128, "bottleneck": 129}, "model.bottleneck",
      "129 is wider than model.width=128; lower it, or set model.allow_wide_bottleneck=true for an inverted hourglass"),
-    ({"shape": "star"}, "model.shape", "unknown shape 'star'; use hourglass, pyramid, uniform or custom"),
+    ({"shape": "star"}, "model.shape", "unknown shape 'star'; use hourglass, pyramid, uniform, custom"),
 ])
 def test_impossible_shapes_name_their_key_and_fix(kwargs, key, message):
     with pytest.raises(ConfigError) as error:

@@ -13,7 +13,7 @@ from torch import nn
 
 from trainlab import CONF
 from trainlab.errors import ConfigError
-from trainlab.nn import callbacks, models, text
+from trainlab.nn import checkpoints, diagnostics, folding, models, text
 from trainlab.run import console
 from trainlab.run.build import build_run
 from trainlab.run.pipeline import train_and_test
@@ -89,7 +89,7 @@ def optimizer_and_scheduler(run):
 
 
 def callback_types(run) -> set[type]:
-    return {type(c) for c in callbacks.unfolded(run.trainer.callbacks)}
+    return {type(c) for c in folding.unfolded(run.trainer.callbacks)}
 
 
 def hidden_activations(kind):
@@ -98,9 +98,9 @@ def hidden_activations(kind):
 
 
 # What each option changes in the objects built from it (run with data=digits unless the option is data's).
-DEFAULT_CALLBACKS = {lightning_callbacks.EarlyStopping, callbacks.BestAndLastCheckpoint, callbacks.InterruptCheckpoint,
-                     callbacks.FitVerdict, callbacks.GradientFlow, callbacks.DeadUnits, callbacks.NaNGuard,
-                     callbacks.EpochTime}
+DEFAULT_CALLBACKS = {lightning_callbacks.EarlyStopping, checkpoints.BestAndLastCheckpoint, checkpoints.InterruptCheckpoint,
+                     diagnostics.FitVerdict, diagnostics.GradientFlow, diagnostics.DeadUnits, diagnostics.NaNGuard,
+                     diagnostics.EpochTime}
 EFFECTS = {
     ("activation", "sigmoid"): hidden_activations(nn.Sigmoid),
     ("activation", "tanh"): hidden_activations(nn.Tanh),

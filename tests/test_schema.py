@@ -12,7 +12,7 @@ from trainlab import CONF
 from trainlab.config.rules import NULL, TEXT, Either, Integer, ListOf, NamesIn, Number, OneOf, Rule
 from trainlab.config.schema import check, check_replicates, rule_for
 from trainlab.errors import ConfigError
-from trainlab.nn.models import BYTES_PER_VALUE
+from trainlab.nn.precision import PRECISIONS
 
 from conftest import make_cfg
 
@@ -44,7 +44,7 @@ def test_every_key_of_every_option_has_a_rule_and_passes_it(tmp_path, group, opt
 
 
 def test_precision_options_are_the_precisions_trainlab_estimates():
-    assert {p.stem for p in (CONF / "precision").glob("*.yaml")} == set(BYTES_PER_VALUE)
+    assert {p.stem for p in (CONF / "precision").glob("*.yaml")} == set(PRECISIONS)
 
 
 @pytest.mark.parametrize(("overrides", "key", "says"), [

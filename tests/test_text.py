@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import socket
 
 import numpy as np
 import pandas
@@ -177,14 +176,9 @@ def test_hub_loader_on_a_local_copy_in_the_imdb_schema_binary_head(tmp_path, hub
     assert json.loads((tmp_path / "labels.json").read_text()) == {"0": "neg", "1": "pos"}
 
 
-def test_hub_dataset_offline_fails_fast_and_clearly(monkeypatch):
+def test_hub_dataset_offline_fails_fast_and_clearly(no_network):
     # Fast means no network attempt at all (online, `datasets` retries for a long while): any connection fails the test.
     # A name no cache can hold, so a filled Hugging Face cache changes nothing.
-    def no_network(*args, **kwargs):
-        raise AssertionError("load_hub tried the network while offline")
-
-    monkeypatch.setattr(socket.socket, "connect", no_network)
-    monkeypatch.setattr(socket, "create_connection", no_network)
     with pytest.raises(ConfigError) as error:
         load_hub("trainlab-tests/no-such-dataset")
     message = str(error.value)

@@ -73,7 +73,7 @@ RULES: dict[str, Rule] = {
     "data.num_words": Integer(1),
     "data.max_len": Integer(1),
     # model
-    "model.shape": OneOf("hourglass", "pyramid", "uniform", "custom"),
+    "model.shape": NamesIn("trainlab.nn.models:SHAPES"),
     "model.width": Integer(1),
     "model.bottleneck": Integer(1),
     "model.depth": Integer(0),
@@ -120,7 +120,7 @@ RULES: dict[str, Rule] = {
     "trainer.devices": Either(Integer(1), ListOf(Integer(0)), OneOf("auto", -1)),
     "trainer.num_nodes": Integer(1),
     "trainer.strategy": TEXT,
-    "trainer.precision": NamesIn("trainlab.nn.models:BYTES_PER_VALUE"),  # conf/precision/ has one file each
+    "trainer.precision": NamesIn("trainlab.nn.precision:PRECISIONS"),  # conf/precision/ has one file each
     "trainer.max_epochs": Integer(1),
     "trainer.check_val_every_n_epoch": Integer(1),
     "trainer.log_every_n_steps": Integer(1),

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from trainlab.errors import ConfigError
+from trainlab.nn.precision import PRECISIONS
 
 
 # pragma: no mutate start (make mutation: nn.Module plumbing, tested by training, not pure logic)
@@ -31,6 +32,12 @@ class GroupNorm1d(nn.GroupNorm):
         super().__init__(num_groups, num_features)
 
 # pragma: no mutate end
+
+
+# `model.shape`'s names: the schema, hidden_widths and the docs (tests/test_docs.py) read this one list.
+SHAPES = {"hourglass": "narrows from width to bottleneck in the middle, then widens again",
+          "pyramid": "halves width at each of depth layers", "uniform": "depth layers of width",
+          "custom": "the widths in hidden"}
 
 
 def hidden_widths(shape: str, width: int = 256, depth: int = 3, bottleneck: int = 256,
@@ -58,7 +65,7 @@ def hidden_widths(shape: str, width: int = 256, depth: int = 3, bottleneck: int 
         steps = max(half - 1, 1)
         down = [round(width * (bottleneck / width) ** (i / steps)) for i in range(half)] if half > 1 else [bottleneck]
         return down + down[: depth - half][::-1]
-    raise ConfigError("model.shape", f"unknown shape {shape!r}; use hourglass, pyramid, uniform or custom")
+    raise ConfigError("model.shape", f"unknown shape {shape!r}; use {', '.join(SHAPES)}")
 
 
 class MLP(nn.Sequential):  # pragma: no mutate block
@@ -201,7 +208,6 @@ def describe(net: nn.Module) -> str:
     return own() if callable(own) else f"{type(net).__name__}: {count_parameters(net):,} parameters"
 
 
-BYTES_PER_VALUE = {"64-true": 8, "32-true": 4, "bf16-true": 2, "16-true": 2, "bf16-mixed": 4, "16-mixed": 4}
 OPTIMIZER_STATES = {"Adam": 2, "AdamW": 2, "RMSprop": 1, "SGD": 0}  # values kept per parameter
 
 
@@ -212,8 +218,7 @@ def estimate_memory(net: nn.Module, sample: torch.Tensor, optimizer: torch.optim
     Mixed precision keeps fp32 weights but computes (and stores activations) in 16 bits.
     `sample` is one input row.
     """
-    param_bytes = BYTES_PER_VALUE[precision]
-    activation_bytes = 2 if precision.endswith("mixed") or precision in ("bf16-true", "16-true") else param_bytes
+    param_bytes, activation_bytes = PRECISIONS[precision].weight_bytes, PRECISIONS[precision].activation_bytes
     params = count_parameters(net)
     states = OPTIMIZER_STATES.get(type(optimizer).__name__, 0)
     if states == 0 and any(g.get("momentum") for g in optimizer.param_groups):

@@ -15,10 +15,13 @@ from torch import nn
 
 from trainlab import CONF_MODULE
 from trainlab.errors import ConfigError
-from trainlab.nn.callbacks import FitVerdict, InterruptCheckpoint, fold_own
+from trainlab.nn.checkpoints import InterruptCheckpoint
 from trainlab.nn.data import InMemoryDataModule
+from trainlab.nn.diagnostics import FitVerdict
+from trainlab.nn.folding import fold_own
 from trainlab.nn.models import build_mlp, build_own_net, describe, estimate_memory
 from trainlab.nn.module import Classifier, output_size
+from trainlab.nn.precision import PRECISIONS
 from trainlab.run.resume import check_shapes, read_checkpoint
 
 log = logging.getLogger("trainlab")
@@ -119,8 +122,9 @@ def build_trainer(cfg: DictConfig) -> L.Trainer:
     checkpointing = any(isinstance(c, ModelCheckpoint) for c in callbacks)
     trainer = instantiate_node(cfg.trainer, callbacks=fold_own(callbacks), logger=logger,
                                enable_checkpointing=checkpointing)
-    if cfg.trainer.precision == "16-mixed" and isinstance(trainer.accelerator, CPUAccelerator):
-        log.warning("precision=16-mixed: fp16 autocast needs a GPU; on this CPU it runs as bf16-mixed")
+    fallback = PRECISIONS[cfg.trainer.precision].cpu_fallback
+    if fallback and isinstance(trainer.accelerator, CPUAccelerator):
+        log.warning("precision=%s cannot run on a CPU; here it runs as %s", cfg.trainer.precision, fallback)
     return trainer
 
 

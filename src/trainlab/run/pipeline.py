@@ -9,6 +9,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from trainlab.config import schema
 from trainlab.errors import ConfigError
+from trainlab.nn.precision import PRECISIONS
 from trainlab.run import summary, tracking
 from trainlab.run.build import build_run
 from trainlab.run.console import one_line_per_message, print_config
@@ -17,9 +18,6 @@ from trainlab.run.resume import check_checkpoint, open_run_folder, resumed_confi
 from trainlab.run.tune import find_lr
 
 log = logging.getLogger("trainlab")
-
-# fp16's smallest subnormal is ~6e-8: an Adam/RMSprop eps of 1e-8 rounds to 0 and divides by zero.
-FP16_MIN_EPS = 1e-4
 
 
 def train_and_test(cfg: DictConfig) -> dict:
@@ -67,9 +65,10 @@ def prepare(cfg: DictConfig, identity: dict) -> None:
 
 
 def adapt_to_precision(cfg: DictConfig) -> None:
-    """16-true with a tiny optimizer eps gives NaN within an epoch: raise eps, and say so."""
-    eps = cfg.optim.get("eps")
-    if cfg.trainer.precision == "16-true" and eps is not None and eps < FP16_MIN_EPS:
-        log.warning("precision=16-true: optim.eps=%g underflows in fp16 and would give NaN; using %g", eps, FP16_MIN_EPS)
+    """A precision whose smallest number is above the optimizer's eps gives NaN within an epoch: raise eps, say so."""
+    eps, min_eps = cfg.optim.get("eps"), PRECISIONS[cfg.trainer.precision].min_eps
+    if min_eps is not None and eps is not None and eps < min_eps:
+        log.warning("precision=%s: optim.eps=%g underflows and would give NaN; using %g", cfg.trainer.precision, eps,
+                    min_eps)
         with open_dict(cfg):
-            cfg.optim.eps = FP16_MIN_EPS
+            cfg.optim.eps = min_eps

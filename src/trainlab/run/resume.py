@@ -118,9 +118,11 @@ def read_checkpoint(path: Path, key: str = "resume") -> dict:
 # Where the classes a config can name lived before trainlab's modules were grouped into wings (nn, run, study,
 # config): configs saved in older checkpoints and run folders name them so.
 OLD_HOMES = {f"trainlab.{name}.": f"trainlab.{wing}.{name}." for wing, names in (
-    ("nn", ("data", "text", "models", "module", "optim", "callbacks", "scalers")), ("run", ("console",)),
+    ("nn", ("data", "text", "models", "module", "optim", "scalers")), ("run", ("console",)),
     ("study", ("hydra_callbacks",)))
-    for name in names}
+    for name in names} | {f"trainlab.callbacks.{name}": f"trainlab.nn.{home}.{name}" for home, names in (
+    ("diagnostics", ("FitVerdict", "EpochTime", "GradientFlow", "DeadUnits", "NaNGuard")),
+    ("checkpoints", ("BestAndLastCheckpoint", "InterruptCheckpoint"))) for name in names}
 
 
 def current_targets(node):

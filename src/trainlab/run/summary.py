@@ -15,7 +15,8 @@ import torch
 from omegaconf import DictConfig
 from torchmetrics.functional.classification import multiclass_confusion_matrix
 
-from trainlab.nn.callbacks import Diagnostic, FitVerdict, unfolded
+from trainlab.nn.diagnostics import Diagnostic, FitVerdict
+from trainlab.nn.folding import unfolded
 from trainlab.nn.models import count_parameters
 from trainlab.nn.module import Classifier
 from trainlab.run.build import Run

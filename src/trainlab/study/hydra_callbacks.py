@@ -13,6 +13,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from trainlab.config.schema import check_replicates
 from trainlab.errors import CannotWrite, ConfigError, exit_with
 
 
@@ -40,8 +41,11 @@ class ReplicateSeeds(Callback):
     an experiment that requires varied splits refuses a fixed `data.split_seed` (its replicates would share one)."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        replicates = config.get("replicates", 1)
-        if not isinstance(replicates, int) or replicates < 2:
+        try:
+            replicates = check_replicates(config.get("replicates", 1))
+        except ConfigError as error:
+            exit_with(error)
+        if replicates == 1:
             return
         data = config.get("data")
         if config.get("require_varied_splits") and data is not None and "split_seed" in data \

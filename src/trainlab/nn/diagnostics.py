@@ -1,8 +1,7 @@
-"""Training diagnostics as Lightning callbacks: fit verdict, gradient flow, dead units, NaN guard; and checkpoints.
+"""Training diagnostics as Lightning callbacks: fit verdict, epoch time, gradient flow, dead units, NaN guard.
 
 Each diagnostic is a `Diagnostic`: what it found is its `report` (a dict), which trainlab.run.summary
-writes into summary.json under its `name`. The Trainer gets trainlab's own callbacks folded into one
-`OwnCallbacks`.
+writes into summary.json under its `name`.
 """
 from __future__ import annotations
 
@@ -10,15 +9,14 @@ import logging
 import math
 import statistics
 import time
-from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import nn
 
 from trainlab.errors import NonFiniteLoss
 from trainlab.nn.module import log_to_loggers, output_size
+from trainlab.nn.precision import PRECISIONS
 from trainlab.nn.verdict import fit_verdict
 
 log = logging.getLogger("trainlab")
@@ -151,59 +149,6 @@ class DeadUnits(Diagnostic):
         self.report = fractions
 
 
-class BestAndLastCheckpoint(ModelCheckpoint):
-    """ModelCheckpoint whose `last.ckpt` is the last epoch's, written at every epoch end.
-
-    Lightning 2.6 writes `last.ckpt` only at a step that also wrote a top-k checkpoint, so after the
-    best epoch it kept the best epoch, and `resume=` after a kill re-trained every epoch since.
-    """
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        if self._every_n_train_steps < 1 and self._train_time_interval is None:
-            self.on_train_batch_end = None  # it only saves every n steps or minutes: Lightning skips a None hook
-
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        super().on_train_epoch_end(trainer, pl_module)
-        if self._should_save_on_train_epoch_end(trainer):
-            self._save_last_if_not_saved(trainer)
-
-    def on_validation_end(self, trainer, pl_module) -> None:
-        super().on_validation_end(trainer, pl_module)
-        if not self._should_save_on_train_epoch_end(trainer):
-            self._save_last_if_not_saved(trainer)
-
-    def _save_last_if_not_saved(self, trainer) -> None:
-        # Skipped when Lightning already saved at this step (a new best, with last.ckpt), in sanity
-        # checks, outside fit and under fast_dev_run.
-        if self.save_last and not self._should_skip_saving_checkpoint(trainer):
-            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
-
-
-class InterruptCheckpoint(L.Callback):
-    """Ctrl-C, SIGTERM or a crash during fit: save where training stood, for `resume=`.
-
-    Lightning's OnExceptionCheckpoint does the same, but its mere presence turns every
-    `fit(ckpt_path=None)` into "resume from last.ckpt" and counts as a ModelCheckpoint.
-    """
-
-    def __init__(self, dirpath: str, filename: str = "interrupted"):
-        self.path = Path(dirpath) / f"{filename}.ckpt"
-
-    def on_exception(self, trainer, pl_module, exception) -> None:
-        # A NaN guard stop, or weights a NaN or inf reached (a crash after a blow-up): nothing to resume from.
-        if isinstance(exception, NonFiniteLoss):
-            log.warning("a non-finite loss stopped training: no %s is written", self.path.name)
-            return
-        if not all(torch.isfinite(p).all() for p in pl_module.parameters()):
-            log.warning("the weights are no longer finite: no %s is written", self.path.name)
-            return
-        try:
-            trainer.save_checkpoint(self.path)
-        except OSError as error:  # a full disk, say: the error that stopped training is the one to report
-            log.warning("could not write %s: %s", self.path, error.strerror or error)
-
-
 class NaNGuard(L.Callback):
     """Stops at the first non-finite training loss and explains the usual causes with evidence.
 
@@ -286,74 +231,7 @@ class NaNGuard(L.Callback):
             "(data.scaler=global, standard or minmax)",
             f"  [{_mark(outputs not in (needed, None) or int(y.max()) >= dm.num_classes)}] output size vs labels: {outputs} "
             f"outputs for {dm.num_classes} classes, largest label in this batch {int(y.max())}",
-            f"  [{_mark('16' in str(trainer.precision))}] precision: {trainer.precision} (32-true is the safe choice)",
+            f"  [{_mark(PRECISIONS[str(trainer.precision)].reduced)}] precision: {trainer.precision} "
+            "(32-true is the safe choice)",
         ]
         return "\n".join(lines)
-
-
-# Lightning hooks a callback may define; state_dict/load_state_dict stay with callbacks that keep state.
-HOOKS = tuple(name for name in vars(L.Callback) if name.startswith("on_") or name in ("setup", "teardown"))
-# Those Lightning calls only where they are callable (trainer/call.py: _call_callback_hooks); the checkpoint
-# hooks it calls on every callback unconditionally.
-SKIPPABLE = tuple(hook for hook in HOOKS if hook not in ("on_save_checkpoint", "on_load_checkpoint"))
-
-
-def defines(callback: L.Callback, hook: str) -> bool:
-    """Whether the callback's class has its own `hook`, rather than Lightning's no-op."""
-    return getattr(type(callback), hook) is not getattr(L.Callback, hook)
-
-
-def skip_idle_hooks(callback: L.Callback) -> L.Callback:
-    """`callback`, its hooks that are still Lightning's no-ops set to None on the instance, so Lightning skips them.
-
-    Lightning calls every hook of every callback, each inside a profiler span named by the callback's state key
-    (ModelCheckpoint and EarlyStopping build theirs with repr() each time), several hooks a step.
-    """
-    for hook in SKIPPABLE:
-        if not defines(callback, hook):
-            setattr(callback, hook, None)
-    return callback
-
-
-class OwnCallbacks(L.Callback):
-    """trainlab's own callbacks (diagnostics, NaN guard, interrupt checkpoint) as one Lightning callback.
-
-    Lightning calls every hook of every callback at every step, so each separate callback adds its dispatch cost
-    to every step (docs/performance.md measures it). This one calls a hook only on the members that define it,
-    in their order, and a hook none defines is None, which Lightning skips (see skip_idle_hooks).
-    """
-
-    def __init__(self, members: list[L.Callback]):
-        self.members = members
-        self.defined = {hook: [getattr(m, hook) for m in members if defines(m, hook)] for hook in HOOKS}
-        for hook in SKIPPABLE:
-            if not self.defined[hook]:
-                setattr(self, hook, None)
-
-
-def _dispatch(hook: str):
-    def call(self, *args, **kwargs) -> None:
-        for method in self.defined[hook]:
-            method(*args, **kwargs)
-    call.__name__ = call.__qualname__ = hook
-    return call
-
-
-for _hook in HOOKS:
-    setattr(OwnCallbacks, _hook, _dispatch(_hook))
-
-
-def fold_own(callbacks: list[L.Callback]) -> list[L.Callback]:
-    """`callbacks` with trainlab's own ones replaced by one OwnCallbacks where the first of them stood, and
-    every one's idle hooks skipped."""
-    own = [c for c in callbacks if isinstance(c, (Diagnostic, NaNGuard, InterruptCheckpoint))]
-    if own:
-        first = callbacks.index(own[0])
-        others = [c for c in callbacks if c not in own]
-        callbacks = [*others[:first], OwnCallbacks(own), *others[first:]]
-    return [skip_idle_hooks(c) for c in callbacks]
-
-
-def unfolded(callbacks: list[L.Callback]) -> list[L.Callback]:
-    """A Trainer's callbacks with OwnCallbacks' members in its place."""
-    return [m for c in callbacks for m in (c.members if isinstance(c, OwnCallbacks) else [c])]

@@ -11,6 +11,7 @@ from torch import nn
 
 from trainlab.config.schema import check
 from trainlab.errors import ConfigError
+from trainlab.run import cli
 from trainlab.run.build import build_run
 from trainlab.run.cli import check_config_dirs
 from trainlab.run.pipeline import train_and_test
@@ -109,6 +110,14 @@ def test_bad_own_net_configs_are_refused_before_training(tmp_path, own, override
 def test_a_setting_the_own_net_refuses_names_the_model_and_its_error(tmp_path, own):
     with pytest.raises(ConfigError, match=r"my_nets.TwoLayer\(hidden=\[3\]\) refused its settings: TypeError"):
         build_run(own_cfg(tmp_path, own, "model=two_layer", "model.hidden=[3]"))
+
+
+@pytest.mark.parametrize("argv", [[], ["model=two_layer"], ["--config-dir", "."], ["-cd=."]])
+def test_no_config_dir_or_a_real_folder_reaches_hydra(argv, monkeypatch):
+    # `python train.py` with no arguments at all is what `make train`, the README's first command, runs.
+    monkeypatch.setattr(sys, "argv", ["train.py", *argv])
+    monkeypatch.setattr(cli, "hydra_main", lambda: "hydra ran")
+    assert cli.main() == "hydra ran"
 
 
 @pytest.mark.parametrize("argv", [["--config-dir", "nope"], ["--config-dir=nope"], ["-cd", "nope"], ["--config-dir"]])

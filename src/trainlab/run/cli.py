@@ -103,8 +103,9 @@ def help_text(overrides: list[str]) -> str | None:
 
 def check_config_dirs(argv: list[str]) -> None:
     """Hydra's `--config-dir` / `-cd` must name a folder: Hydra's own refusal is a traceback hint and exit 1."""
-    for flag, value in zip(argv, [*argv[1:], None], strict=True):
-        flag, _, joined = flag.partition("=")
+    for position, given in enumerate(argv):
+        flag, _, joined = given.partition("=")
+        value = argv[position + 1] if position + 1 < len(argv) else None
         if flag in ("--config-dir", "-cd"):
             folder = joined or value or ""
             if not folder or not Path(folder).is_dir():

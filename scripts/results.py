@@ -16,6 +16,7 @@ setting it ran with its completed and failed runs: what `--check` (and tests/tes
 """
 from __future__ import annotations
 
+import collections
 import datetime
 import json
 import shutil
@@ -136,24 +137,25 @@ def section(name: str, note: str = "") -> str:
     return f"## {name}\n\n{guide}. `{command}`{timing}\n\n{tables}{images}\n"
 
 
-def claims_table(names: list[str]) -> str:
-    """Every claim of every experiment with results: the notes' file, the outcome and its evidence."""
+def claims_of(names: list[str]) -> list[tuple[str, dict]]:
+    """Every claim of every experiment with results, with its experiment's name."""
+    paths = [(name, ROOT / "results" / name / "claims.json") for name in names]
+    return [(name, claim) for name, path in paths if path.exists() for claim in json.loads(path.read_text())]
+
+
+def claims_table(claims: list[tuple[str, dict]]) -> str:
+    """The claims with the notes' file, the outcome and its evidence."""
     rows = ["| claim | experiment | notes | outcome | evidence |", "|---|---|---|---|---|"]
-    for name in names:
-        path = ROOT / "results" / name / "claims.json"
-        for claim in json.loads(path.read_text()) if path.exists() else []:
-            cells = [claim["text"], name, str(claim.get("source", "-")), f"**{claim['outcome']}**", claim["evidence"]]
-            rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-    return f"## The notes' claims\n\n{outcomes(rows[2:])}.\n\n" + "\n".join(rows) + "\n"
+    for name, claim in claims:
+        cells = [claim["text"], name, str(claim.get("source", "-")), f"**{claim['outcome']}**", claim["evidence"]]
+        rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return f"## The notes' claims\n\n{outcomes(claims)}.\n\n" + "\n".join(rows) + "\n"
 
 
-def outcomes(rows: list[str]) -> str:
-    """`28 claims: reproduced 14, ...`, from the claims table's rows."""
-    counts = {}
-    for row in rows:
-        outcome = row.split("**")[1]
-        counts[outcome] = counts.get(outcome, 0) + 1
-    return f"{len(rows)} claims: " + ", ".join(f"{k} {v}" for k, v in counts.items())
+def outcomes(claims: list[tuple[str, dict]]) -> str:
+    """`28 claims: reproduced 14, ...`."""
+    counts = collections.Counter(claim["outcome"] for _, claim in claims)
+    return f"{len(claims)} claims: " + ", ".join(f"{k} {v}" for k, v in counts.items())
 
 
 def stale(names: list[str], results: Path = ROOT / "results", work: Path = ROOT / "outputs" / "stale") -> list[str]:
@@ -217,13 +219,13 @@ def render(done: list[str]) -> tuple[str, str]:
     ran = (f"`make results` ran these {len(done)} sweeps in {minutes:.0f} min on this project's 2-core "
            f"CPU machine, at {'; '.join(when)}.")
     note = shared_note(done)
-    claims = claims_table(done)
+    claims = claims_of(done)
     page = "\n".join([f"{ran} `python scripts/results.py --check` reruns every completed setting briefly to see "
                        "that none now fails (tests/test_results.py).\n",
                        *([f"In every Settings table below: {note}\n"] if note else []),
-                       claims, *[section(name, note) for name in done]])
+                       claims_table(claims), *[section(name, note) for name in done]])
     pointer = (f"[docs/results.md](docs/results.md), made by `make results` ({len(done)} sweeps) at {'; '.join(when)}: "
-               f"{claims.split(chr(10) * 2)[1]}")
+               f"{outcomes(claims)}.")
     return page, pointer
 
 

@@ -136,6 +136,7 @@ class InMemoryDataModule(L.LightningDataModule):
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
         self.split_seed, self.batch_size, self.shuffle_seed = split_seed, batch_size, shuffle_seed
         self.splits: dict[str, tuple] = {}
+        self.label_names: list[str] | None = None  # class names, when the data has them (set by prepare_splits)
         self.prepare_splits()
         for name in ("train", "val", "test"):
             if len(self.splits[name][1]) == 0:
@@ -230,6 +231,19 @@ class InMemoryDataModule(L.LightningDataModule):
     def encode(self, frame: pandas.DataFrame, label_column: str | None) -> tuple[object, torch.Tensor | None]:
         """A user's table of new rows, transformed exactly as the training data was: (inputs, labels or None)."""
         raise NotImplementedError
+
+    def label_ids(self, values, label_column: str) -> torch.Tensor:
+        """A user's labels as class ids: the class names the run saved (labels.json), or the ids themselves."""
+        names = self.label_names or []
+        index = {name: i for i, name in enumerate(names)}
+        try:
+            ids = [index[str(v)] if str(v) in index else int(str(v)) for v in values]
+        except ValueError:
+            ids = None
+        if ids is None or (ids and not 0 <= min(ids) <= max(ids) < self.num_classes):
+            raise ConfigError("file", f"labels in {label_column!r} must be {f'one of {names} or ' if names else ''}"
+                              f"ids 0..{self.num_classes - 1}")
+        return torch.as_tensor(ids, dtype=torch.long)
 
     # pragma: no mutate end
 
@@ -356,16 +370,7 @@ class ArrayDataModule(InMemoryDataModule):
     def encode(self, frame: pandas.DataFrame, label_column: str | None) -> tuple[torch.Tensor, torch.Tensor | None]:
         labels = None
         if label_column is not None and label_column in frame.columns:
-            values = frame[label_column]
-            if self.label_names:  # class names as the training data had them (data=table, image sets), or ids
-                names = self.label_names
-                index = {**{str(i): i for i in range(len(names))}, **{name: i for i, name in enumerate(names)}}
-                unknown = sorted(set(values.astype(str)) - set(index))
-                if unknown:
-                    raise ConfigError("file", f"labels in {label_column!r} must be one of {names} or ids "
-                                      f"0..{len(names) - 1}; {unknown[:3]} are not")
-                values = values.astype(str).map(index)
-            labels = torch.tensor(values.to_numpy(), dtype=torch.long)
+            labels = self.label_ids(frame[label_column], label_column)
             frame = frame.drop(columns=label_column)
         if self.feature_names and set(self.feature_names) <= set(frame.columns):
             frame = frame[self.feature_names]  # the training data's feature columns, in their order

@@ -252,16 +252,7 @@ class TextDataModule(InMemoryDataModule):
         inputs = self.inputs_of(Dataset.from_dict({"text": frame[self.text_column].astype(str).tolist()}))
         if label_column is None or label_column not in frame.columns:
             return inputs, None
-        index = {name: i for i, name in enumerate(self.label_names)}
-        try:  # labels as the class names the run saved (labels.json), else as their ids
-            ids = [index[str(v)] if str(v) in index else int(v) for v in frame[label_column]]
-        except ValueError:
-            raise ConfigError("file", f"labels in {label_column!r} must be one of {self.label_names} or their "
-                              "ids") from None
-        if ids and not 0 <= min(ids) <= max(ids) < self.num_classes:
-            raise ConfigError("file", f"labels in {label_column!r} must be one of {self.label_names} or ids "
-                              f"0..{self.num_classes - 1}")
-        return inputs, torch.as_tensor(ids, dtype=torch.long)
+        return inputs, self.label_ids(frame[label_column], label_column)
 
 
 class MultiHot(nn.Module):

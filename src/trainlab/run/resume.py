@@ -52,15 +52,22 @@ def _saved_in(path: Path, key: str, new_folder: str) -> DictConfig:
     if config is None:
         raise ConfigError(key, f"{path} holds no saved config (not written by this trainlab); "
                           "resume its run folder instead (resume=<run folder>)")
-    return OmegaConf.create(_moved(config, config["paths"]["output_dir"], new_folder))
+    old = config["paths"]["output_dir"]
+
+    def moved(_, value):
+        inside = isinstance(value, str) and (value == old or value.startswith(old + "/"))
+        return new_folder + value[len(old):] if inside else value
+
+    return OmegaConf.create(_rewritten(config, moved))
 
 
-def _moved(node, old: str, new: str):
+def _rewritten(node, change, key: str | None = None):
+    """A saved config with every leaf replaced by change(its key, its value)."""
     if isinstance(node, dict):
-        return {name: _moved(value, old, new) for name, value in node.items()}
+        return {name: _rewritten(value, change, name) for name, value in node.items()}
     if isinstance(node, list):
-        return [_moved(value, old, new) for value in node]
-    return new + node[len(old):] if isinstance(node, str) and (node == old or node.startswith(old + "/")) else node
+        return [_rewritten(value, change, key) for value in node]
+    return change(key, node)
 
 
 # What a continued run may change: how long and how it goes on, and how it is watched. The rest was trained
@@ -125,13 +132,9 @@ OLD_HOMES = {f"trainlab.{name}.": f"trainlab.{wing}.{name}." for wing, names in 
     ("checkpoints", ("BestAndLastCheckpoint", "InterruptCheckpoint"))) for name in names}
 
 
-def current_targets(node):
+def current_targets(config: dict) -> dict:
     """A saved config whose `_target_`s name each moved class at its current home."""
-    if isinstance(node, dict):
-        return {name: _current(value) if name == "_target_" else current_targets(value) for name, value in node.items()}
-    if isinstance(node, list):
-        return [current_targets(value) for value in node]
-    return node
+    return _rewritten(config, lambda key, value: _current(value) if key == "_target_" else value)
 
 
 def _current(target):

@@ -103,7 +103,8 @@ def test_paired_replicates_on_different_samples_are_refused_naming_the_data_keys
     ("++trainer.max_epochs=3", "trainer.max_epochs", True), ("model.hidden=[8,4]", "model.hidden", True),
     ("data.name=a=b", "data.name", True), ("+~x=1", "x", True), ("+Xy=1", "Xy", True),
     ("seed=3", "seed", False), ("data.split_seed=1", "data.split_seed", False), ("logger=csv", "logger", False),
-    ("logger.project=x", "logger.project", False), ("hydra/launcher=joblib", "hydra/launcher", False),
+    ("logger.wandb.project=x", "logger.wandb.project", False), ("logger=[csv,wandb]", "logger", False),
+    ("hydra/launcher=joblib", "hydra/launcher", False),
     ("callbacks.progress_bar.refresh_rate=0", "callbacks.progress_bar.refresh_rate", False),
     ("loggers=x", "loggers", True), ("hydra_x=1", "hydra_x", True), ("paths.output_dir=/x", "paths.output_dir", False),
 ])

@@ -423,8 +423,8 @@ def test_wandb_crash_marks_run_failed(tmp_path):
 def test_wandb_online_without_key_is_refused(tmp_path, monkeypatch):
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
-    result = run_cli("logger=wandb", "logger.mode=online", f"hydra.run.dir={tmp_path / 'run'}")
-    assert result.returncode == 2 and "logger.mode: W&B online needs an API key" in result.stderr
+    result = run_cli("logger=wandb", "logger.wandb.mode=online", f"hydra.run.dir={tmp_path / 'run'}")
+    assert result.returncode == 2 and "logger.wandb.mode: W&B online needs an API key" in result.stderr
 
 
 @pytest.mark.full

@@ -59,18 +59,21 @@ def test_load_module_rebuilds_the_trained_module(digits_run):
         assert torch.equal(tensor, saved[name])
 
 
-def test_a_checkpoint_saved_before_the_wings_names_the_old_modules_and_still_loads(digits_run, tmp_path):
+def test_a_checkpoint_saved_before_the_wings_names_the_old_modules_and_one_logger_and_still_loads(digits_run, tmp_path):
     folder, _ = digits_run
     state = torch.load(folder / "checkpoints" / "last.ckpt", weights_only=True)
     config = state["hyper_parameters"]["config"]
     config["data"]["_target_"] = "trainlab.data.ArrayDataModule"  # where these lived before trainlab.nn / trainlab.run
     config["callbacks"]["progress_bar"]["_target_"] = "trainlab.console.progress_bar"
     config["callbacks"]["dead_units"]["_target_"] = "trainlab.callbacks.DeadUnits"
+    config["logger"] = {"_target_": "lightning.pytorch.loggers.CSVLogger", "name": "csv"}  # before logger took a list
     torch.save(state, tmp_path / "old.ckpt")
     module = load_module(tmp_path / "old.ckpt")
     assert module.hparams["config"]["data"]["_target_"] == "trainlab.nn.data.ArrayDataModule"
     assert module.hparams["config"]["callbacks"]["progress_bar"]["_target_"] == "trainlab.run.console.progress_bar"
     assert module.hparams["config"]["callbacks"]["dead_units"]["_target_"] == "trainlab.nn.diagnostics.DeadUnits"
+    assert module.hparams["config"]["logger"] == {"csv": {"_target_": "lightning.pytorch.loggers.CSVLogger",
+                                                          "name": "csv"}}
     assert evaluate(tmp_path / "old.ckpt", "test") == evaluate(folder / "checkpoints" / "last.ckpt", "test")
 
 

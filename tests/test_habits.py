@@ -54,7 +54,7 @@ def test_other_arguments_pass_unchanged(argument):
     ("model.net.lin1_size=128", "model.net.lin1_size", "model.width"),
     ("model.scheduler=null", "model.scheduler", "scheduler=step"),
     ("data.num_workers=4", "data.num_workers", "in memory"),
-    ("tags=[mnist]", "tags", "+logger.tags"),
+    ("tags=[mnist]", "tags", "+logger.wandb.tags"),
     ("train=False", "train", "trainlab-eval"),
     ("extras.print_config=false", "extras.print_config", "print_config=false"),
     ("debug=fdr", "debug", "debug=fast_dev_run"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import inspect
 import logging
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,10 +13,13 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from trainlab.nn.checkpoints import BestAndLastCheckpoint
 from trainlab.nn.module import Classifier
+from trainlab.run import cli
 from trainlab.run.evaluate import evaluate
 from trainlab.run.pipeline import train_and_test
+from trainlab.run.tracking import masked
 
-from conftest import make_cfg
+from conftest import make_cfg, run_cli
+from wandb_records import run_contents
 
 SHORT = ("data=digits", "trainer.max_epochs=2")
 
@@ -36,6 +40,98 @@ def test_tensorboard_logger_writes_events(tmp_path):
 def test_wandb_logger_runs_offline(tmp_path):
     train_and_test(make_cfg(tmp_path, *SHORT, "logger=wandb"))
     assert list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
+
+
+def test_several_loggers_each_write_their_own_record(tmp_path):
+    train_and_test(make_cfg(tmp_path, *SHORT, "logger=[csv,tensorboard]"))
+    rows = list(csv.DictReader((tmp_path / "csv" / "metrics.csv").open()))
+    assert len([r for r in rows if r.get("val/loss")]) == 2
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_wandb_as_one_of_several_loggers_is_named_and_finished(tmp_path):
+    summary = train_and_test(make_cfg(tmp_path, *SHORT, "logger=[csv,wandb]"))
+    (run,) = (tmp_path / "wandb").glob("offline-run-*")
+    contents = run_contents(run)
+    assert contents["exit_code"] == 0  # finished by trainlab, and its epoch metrics plotted against the epoch
+    assert contents["metrics"]["val/*"] == "epoch"
+    wandb_losses = [row["val/loss"] for row in contents["history"] if "val/loss" in row]
+    csv_losses = [float(r["val/loss"]) for r in csv.DictReader((tmp_path / "csv" / "metrics.csv").open())
+                  if r.get("val/loss")]
+    assert wandb_losses == pytest.approx(csv_losses) == [h["val/loss"] for h in summary["history"] if "val/loss" in h]
+
+
+def mlflow_run(store: str):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=store)
+    (run,) = client.search_runs([client.get_experiment_by_name("trainlab").experiment_id])
+    return client, run
+
+
+def test_mlflow_keeps_the_runs_params_and_metrics_in_a_sqlite_store_in_the_run_folder(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    summary = train_and_test(make_cfg(tmp_path, *SHORT, "logger=mlflow", "optim.lr=0.002"))
+    client, run = mlflow_run(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert run.data.params["optim/lr"] == "0.002" and run.data.params["data/_target_"].endswith("ArrayDataModule")
+    val_losses = [m.value for m in client.get_metric_history(run.info.run_id, "val/loss")]
+    assert val_losses == pytest.approx([h["val/loss"] for h in summary["history"] if "val/loss" in h])
+    assert run.data.metrics["test/acc"] == pytest.approx(summary["test"]["test/acc"])
+
+
+def test_an_mlflow_store_from_the_environment_is_used_and_never_saved(tmp_path, monkeypatch):
+    store = f"sqlite:///{tmp_path / 'lab' / 'tracking.db'}"
+    (tmp_path / "lab").mkdir()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    train_and_test(make_cfg(tmp_path / "run", *SHORT, "logger=mlflow"))
+    _, run = mlflow_run(store)
+    assert run.info.status == "FINISHED" and not (tmp_path / "run" / "mlflow.db").exists()
+    for path in (tmp_path / "run").rglob("*"):
+        assert not path.is_file() or b"tracking.db" not in path.read_bytes(), path
+
+
+@pytest.mark.full  # a subprocess: the run is named by Hydra's overrides
+def test_an_mlflow_run_is_named_after_its_overrides(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    result = run_cli("logger=[csv,mlflow]", "data=digits", "trainer.max_epochs=1", "optim.lr=0.002",
+                     f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    _, run = mlflow_run(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert run.info.run_name == "data=digits,logger=[csv,mlflow],optim.lr=0.002,trainer.max_epochs=1"
+    assert (tmp_path / "csv" / "metrics.csv").exists()
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("postgresql://lab:s3cret@db.lab:5432/optuna", "postgresql://lab:***@db.lab:5432/optuna"),
+    ("https://user:pa:ss@mlflow.lab", "https://user:***@mlflow.lab"),
+    ("sqlite:////shared/study.db", "sqlite:////shared/study.db"),
+    ("http://mlflow.lab:5000", "http://mlflow.lab:5000"),
+])
+def test_a_password_in_a_store_url_is_masked(url, shown):
+    assert masked(url) == shown
+
+
+@pytest.mark.parametrize(("argv", "key", "says"), [
+    (["logger=[csv,bogus]"], "logger", "no logger option 'bogus'; the options are csv, many, mlflow, none"),
+    (["-m", "logger=csv,nope"], "logger", "no logger option 'nope'"),
+    (["logger.mode=online"], "logger.mode", "logger.wandb.mode=..."),  # the key before logger took a list
+    (["+logger.tags=[a]"], "logger.tags", "logger.wandb.tags=..."),
+])
+def test_an_unknown_logger_or_a_key_of_no_logger_is_one_line_and_exit_2(argv, key, says, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["train.py", *argv])
+    monkeypatch.setattr(cli, "hydra_main", lambda: pytest.fail("Hydra was reached"))
+    with pytest.raises(SystemExit) as exited:
+        cli.main()
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and err.startswith(f"error: {key}: ") and says in err and err.count("\n") == 1
+
+
+def test_a_logger_option_of_a_users_config_folder_is_known(tmp_path, monkeypatch):
+    (tmp_path / "logger").mkdir()
+    (tmp_path / "logger" / "lab.yaml").write_text("lab:\n  _target_: lightning.pytorch.loggers.CSVLogger\n")
+    monkeypatch.setattr(sys, "argv", ["train.py", "--config-dir", str(tmp_path), "logger=[csv,lab]"])
+    monkeypatch.setattr(cli, "hydra_main", lambda: "hydra ran")
+    assert cli.main() == "hydra ran"
 
 
 def test_checkpoints_best_and_last_and_test_on_best(tmp_path):

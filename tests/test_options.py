@@ -92,6 +92,10 @@ def callback_types(run) -> set[type]:
     return {type(c) for c in folding.unfolded(run.trainer.callbacks)}
 
 
+def logger_types(run) -> list[type]:
+    return [type(logger) for logger in run.trainer.loggers]
+
+
 def hidden_activations(kind):
     # digits' default model is the hourglass: 3 hidden layers, each with its own activation
     return lambda run: len(modules_of(run, kind)) == 3 and all(type(m) is kind for m in modules_of(run, kind))
@@ -128,10 +132,13 @@ EFFECTS = {
                                           torch.optim.lr_scheduler.CosineAnnealingLR and s.T_max == 10),
     ("trainer", "default"): lambda run: run.trainer.max_epochs == 10 and run.trainer.num_devices == 1,
     ("trainer", "cpu"): lambda run: isinstance(run.trainer.accelerator, CPUAccelerator),
-    ("logger", "csv"): lambda run: type(run.trainer.logger) is loggers.CSVLogger,
-    ("logger", "tensorboard"): lambda run: type(run.trainer.logger) is loggers.TensorBoardLogger,
-    ("logger", "wandb"): lambda run: type(run.trainer.logger) is loggers.WandbLogger,
-    ("logger", "none"): lambda run: run.trainer.logger is None,
+    ("logger", "csv"): lambda run: logger_types(run) == [loggers.CSVLogger],
+    ("logger", "tensorboard"): lambda run: logger_types(run) == [loggers.TensorBoardLogger],
+    ("logger", "wandb"): lambda run: logger_types(run) == [loggers.WandbLogger],
+    ("logger", "mlflow"): lambda run: logger_types(run) == [loggers.MLFlowLogger],
+    ("logger", "many"): lambda run: logger_types(run) == [loggers.CSVLogger, loggers.TensorBoardLogger,
+                                                          loggers.WandbLogger],
+    ("logger", "none"): lambda run: logger_types(run) == [],
     ("callbacks", "default"): lambda run: DEFAULT_CALLBACKS | {lightning_callbacks.LearningRateMonitor}
     <= callback_types(run),
     ("callbacks", "none"): lambda run: not callback_types(run) & DEFAULT_CALLBACKS

@@ -13,7 +13,7 @@ from trainlab.config.schema import check
 from trainlab.errors import ConfigError
 from trainlab.run import cli
 from trainlab.run.build import build_run
-from trainlab.run.cli import check_config_dirs
+from trainlab.run.cli import config_dirs
 from trainlab.run.pipeline import train_and_test
 
 from conftest import ROOT, make_cfg, run_cli
@@ -123,7 +123,7 @@ def test_no_config_dir_or_a_real_folder_reaches_hydra(argv, monkeypatch):
 @pytest.mark.parametrize("argv", [["--config-dir", "nope"], ["--config-dir=nope"], ["-cd", "nope"], ["--config-dir"]])
 def test_a_config_dir_that_is_not_a_folder_is_refused(argv):
     with pytest.raises(ConfigError, match="is not a folder") as raised:
-        check_config_dirs([*argv, "model=two_layer"] if len(argv) > 1 else argv)
+        config_dirs([*argv, "model=two_layer"] if len(argv) > 1 else argv)
     assert raised.value.key == "--config-dir"
 
 

@@ -22,7 +22,7 @@ ELSEWHERE = {
                   "or data=text_files data.path=<file or folder> (text)",
     "paths.log_dir": "every run writes into its own folder: hydra.run.dir=... (sweeps: hydra.sweep.dir=...)",
     "task_name": "runs are named by date under outputs/runs/: choose the folder with hydra.run.dir=...",
-    "tags": "runs are named after their overrides; with logger=wandb, +logger.tags=[a,b] tags the W&B run",
+    "tags": "runs are named after their overrides; with logger=wandb, +logger.wandb.tags=[a,b] tags the W&B run",
     "train": "every run trains, then tests the best checkpoint; to test a trained model: "
              "trainlab-eval <run folder or .ckpt>",
     "test": "every run tests its best checkpoint after training; to test a trained model: "
@@ -36,7 +36,7 @@ OPTIONS = {
     "debug=fdr": "debug=fast_dev_run",
     "debug=limit": "debug=limit_batches",
     "debug=overfit": "debug=overfit_batches",
-    "logger=many_loggers": "one logger per run: logger=csv, tensorboard or wandb",
+    "logger=many_loggers": "logger=many (csv, tensorboard and wandb), or a list of your own: logger=[csv,mlflow]",
     "hparams_search=mnist_optuna": "hparams_search=optuna",
 }
 

@@ -156,13 +156,17 @@ RULES: dict[str, Rule] = {
     "callbacks.gradient_flow.exploding_norm": POSITIVE,
     "callbacks.nan_guard.every_n_steps": Either(NULL, Integer(1)),
     # loggers
-    "logger.save_dir": FOLDER,
-    "logger.name": Either(NULL, TEXT),
-    "logger.version": Either(NULL, TEXT, Integer(0)),
-    "logger.project": TEXT,
-    "logger.mode": OneOf("online", "offline", "disabled"),
-    "logger.group": Either(NULL, TEXT),
-    "logger.job_type": Either(NULL, TEXT),
+    "logger.*": Rule("null (the logger switched off)", lambda v: v is None),
+    "logger.*.save_dir": FOLDER,
+    "logger.*.name": Either(NULL, TEXT),
+    "logger.*.version": Either(NULL, TEXT, Integer(0)),
+    "logger.wandb.project": TEXT,
+    "logger.wandb.mode": OneOf("online", "offline", "disabled"),
+    "logger.wandb.group": Either(NULL, TEXT),
+    "logger.wandb.job_type": Either(NULL, TEXT),
+    "logger.mlflow.experiment_name": TEXT,
+    "logger.mlflow.run_name": Either(NULL, TEXT),
+    "logger.mlflow.tracking_uri": Either(NULL, TEXT),
 }
 
 

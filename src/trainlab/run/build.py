@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
 from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
@@ -23,6 +25,7 @@ from trainlab.nn.models import build_mlp, build_own_net, describe, estimate_memo
 from trainlab.nn.module import Classifier, output_size
 from trainlab.nn.precision import PRECISIONS
 from trainlab.run.resume import check_shapes, read_checkpoint
+from trainlab.run.tracking import masked
 
 log = logging.getLogger("trainlab")
 
@@ -108,19 +111,37 @@ def load_module(path: str | Path, key: str = "checkpoint") -> Classifier:
     return module.eval()
 
 
+def build_loggers(cfg: DictConfig) -> list[Logger]:
+    """The `logger` group's loggers, one per option picked (logger=[csv,wandb]); none for logger=none."""
+    return [instantiate_node(node, **mlflow_store(node, cfg.paths.output_dir)) for node in (cfg.logger or {}).values()
+            if node]
+
+
+def mlflow_store(node: DictConfig, output_dir: str) -> dict[str, str]:
+    """Where an MLflow logger whose config leaves `tracking_uri` open writes: MLFLOW_TRACKING_URI, else a SQLite store
+    (and its artifacts) in the run folder. Filled in here, so a URI from the environment stays out of config.yaml."""
+    if not str(node.get("_target_", "")).endswith(".MLFlowLogger") or node.get("tracking_uri"):
+        return {}
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        log.info("MLflow store: %s (MLFLOW_TRACKING_URI)", masked(os.environ["MLFLOW_TRACKING_URI"]))
+        return {"tracking_uri": os.environ["MLFLOW_TRACKING_URI"]}
+    folder = Path(output_dir).resolve()
+    return {"tracking_uri": f"sqlite:///{folder / 'mlflow.db'}", "artifact_location": (folder / "mlartifacts").as_uri()}
+
+
 def build_trainer(cfg: DictConfig) -> L.Trainer:
     """The Trainer with the `logger` and `callbacks` groups."""
-    logger = instantiate_node(cfg.logger) if cfg.logger else False
+    loggers = build_loggers(cfg)
     callbacks = [instantiate_node(node) for node in cfg.callbacks.values() if node]
     if cfg.trainer.get("fast_dev_run"):  # one batch of each split: a wiring check, nothing worth keeping
         log.info("debug=fast_dev_run: one batch of each split; no checkpoint, logger, W&B run or verdict is written")
-        logger = False
+        loggers = []
         callbacks = [c for c in callbacks if not isinstance(c, (ModelCheckpoint, InterruptCheckpoint, FitVerdict))]
-    if not logger:  # LearningRateMonitor refuses to run without a logger; the lr is still in the config
+    if not loggers:  # LearningRateMonitor refuses to run without a logger; the lr is still in the config
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     # Without a configured ModelCheckpoint, Lightning would add its own: callbacks=none means none.
     checkpointing = any(isinstance(c, ModelCheckpoint) for c in callbacks)
-    trainer = instantiate_node(cfg.trainer, callbacks=fold_own(callbacks), logger=logger,
+    trainer = instantiate_node(cfg.trainer, callbacks=fold_own(callbacks), logger=loggers or False,
                                enable_checkpointing=checkpointing)
     fallback = PRECISIONS[cfg.trainer.precision].cpu_fallback
     if fallback and isinstance(trainer.accelerator, CPUAccelerator):

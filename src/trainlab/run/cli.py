@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import re
 import shutil
 import signal
 import string
@@ -101,8 +102,10 @@ def help_text(overrides: list[str]) -> str | None:
     return template.substitute(APP_CONFIG_GROUPS=groups, CONFIG=OmegaConf.to_yaml(cfg))
 
 
-def check_config_dirs(argv: list[str]) -> None:
-    """Hydra's `--config-dir` / `-cd` must name a folder: Hydra's own refusal is a traceback hint and exit 1."""
+def config_dirs(argv: list[str]) -> list[Path]:
+    """The folders Hydra's `--config-dir` / `-cd` add; each must be a folder (Hydra's own refusal is a traceback hint
+    and exit 1)."""
+    folders = []
     for position, given in enumerate(argv):
         flag, _, joined = given.partition("=")
         value = argv[position + 1] if position + 1 < len(argv) else None
@@ -111,6 +114,24 @@ def check_config_dirs(argv: list[str]) -> None:
             if not folder or not Path(folder).is_dir():
                 raise ConfigError("--config-dir", f"{folder or 'no folder given: it'} is not a folder; give the folder "
                                   "that holds your own config groups (e.g. my_conf, holding my_conf/model/my_net.yaml)")
+            folders.append(Path(folder))
+    return folders
+
+
+def check_loggers(argv: list[str], folders: list[Path]) -> None:
+    """The options `logger=[csv,wandb]` names exist, and a logger key names its logger (`logger.wandb.mode`, not the
+    `logger.mode` of the days of one logger per run)."""
+    options = {path.stem for folder in (CONF, *folders) for path in (folder / "logger").glob("*.yaml")}
+    for given in argv:
+        key, _, value = given.lstrip("+~").partition("=")
+        if key == "logger" and re.fullmatch(r"[\w,\[\] ]+", value):
+            unknown = [name for name in re.split(r"[\s,\[\]]+", value) if name and name not in options]
+            if unknown:
+                raise ConfigError("logger", f"no logger option {unknown[0]!r}; the options are "
+                                  f"{', '.join(sorted(options))}, several at once as a list: logger=[csv,wandb]")
+        elif key.startswith("logger.") and key.split(".")[1] not in options:
+            raise ConfigError(key, f"a logger key names its logger: logger.wandb.{key.split('.', 1)[1]}=... for W&B "
+                              "(logger.<option>.<key>)")
 
 
 def main() -> float | None:
@@ -118,7 +139,7 @@ def main() -> float | None:
     import_from_cwd()
     try:
         sys.argv[1:] = adapted(sys.argv[1:])
-        check_config_dirs(sys.argv[1:])
+        check_loggers(sys.argv[1:], config_dirs(sys.argv[1:]))
     except ConfigError as error:
         exit_with(error)
     flags = [a for a in sys.argv[1:] if a.startswith("-")]

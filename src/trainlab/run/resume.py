@@ -43,7 +43,7 @@ def _run_folder(folder: Path, key: str) -> DictConfig:
         raise ConfigError(key, f"{folder} is not a trainlab run folder (no config.yaml)")
     if not (folder / "checkpoints" / "last.ckpt").exists():
         raise ConfigError(key, f"{folder} has no checkpoints/last.ckpt: it ended before its first epoch; start it anew")
-    return OmegaConf.create(current_targets(OmegaConf.to_container(OmegaConf.load(folder / "config.yaml"))))
+    return OmegaConf.create(current_form(OmegaConf.to_container(OmegaConf.load(folder / "config.yaml"))))
 
 
 def _saved_in(path: Path, key: str, new_folder: str) -> DictConfig:
@@ -118,7 +118,7 @@ def read_checkpoint(path: Path, key: str = "resume") -> dict:
                           "use another run or start anew") from None
     saved = state.get("hyper_parameters") or {}
     if "config" in saved:
-        saved["config"] = current_targets(saved["config"])
+        saved["config"] = current_form(saved["config"])
     return state
 
 
@@ -132,9 +132,14 @@ OLD_HOMES = {f"trainlab.{name}.": f"trainlab.{wing}.{name}." for wing, names in 
     ("checkpoints", ("BestAndLastCheckpoint", "InterruptCheckpoint"))) for name in names}
 
 
-def current_targets(config: dict) -> dict:
-    """A saved config whose `_target_`s name each moved class at its current home."""
-    return _rewritten(config, lambda key, value: _current(value) if key == "_target_" else value)
+def current_form(config: dict) -> dict:
+    """A saved config in this version's form: each moved class named at its current home, and a single logger,
+    saved before `logger` took a list, under its option's name."""
+    config = _rewritten(config, lambda key, value: _current(value) if key == "_target_" else value)
+    logger = config.get("logger")
+    if isinstance(logger, dict) and "_target_" in logger:
+        config["logger"] = {logger["_target_"].rsplit(".", 1)[-1].removesuffix("Logger").lower(): logger}
+    return config
 
 
 def _current(target):

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from textwrap import shorten
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -23,21 +24,34 @@ if TYPE_CHECKING:  # `trainlab-report` does not need Lightning
 EPOCH_METRICS = ("train/*", "val/*", "gap/*", "dead/*", "lr-*")  # plotted against the epoch in W&B
 
 
-def _uses_wandb(cfg: DictConfig) -> bool:
-    return bool(cfg.logger) and str(cfg.logger.get("_target_", "")).endswith("WandbLogger")
+def loggers_of(logger: dict | DictConfig | None, kind: str) -> list[tuple[str, dict | DictConfig]]:
+    """(name, node) of each logger picked in a `logger` config whose class is `kind` (e.g. "WandbLogger")."""
+    return [(name, node) for name, node in (logger or {}).items()
+            if isinstance(node, (dict, DictConfig)) and str(node.get("_target_", "")).endswith(f".{kind}")]
 
 
 def prepare(cfg: DictConfig, identity: dict) -> None:
-    """Refuse W&B online without a key (it would wait at a login prompt or fail late); name the W&B run."""
-    if not _uses_wandb(cfg):
-        return
-    if cfg.logger.get("mode") == "online" and not os.environ.get("WANDB_API_KEY") and not _netrc_has_wandb():
-        raise ConfigError("logger.mode", "W&B online needs an API key: `wandb login` or WANDB_API_KEY=...; "
-                          "or keep the default offline mode and `wandb sync` later")
-    with open_dict(cfg):
-        cfg.logger.name = cfg.logger.get("name") or identity["name"]
-        cfg.logger.group = cfg.logger.get("group") or identity["group"]
-        cfg.logger.job_type = cfg.logger.get("job_type") or identity["setting"]
+    """Refuse W&B online without a key (it would wait at a login prompt or fail late); name the W&B and MLflow runs
+    after the run's overrides."""
+    for name, node in loggers_of(cfg.logger, "WandbLogger"):
+        if node.get("mode") == "online" and not os.environ.get("WANDB_API_KEY") and not _netrc_has_wandb():
+            raise ConfigError(f"logger.{name}.mode", "W&B online needs an API key: `wandb login` or WANDB_API_KEY=...; "
+                              "or keep the default offline mode and `wandb sync` later")
+        with open_dict(node):
+            node.name = node.get("name") or identity["name"]
+            node.group = node.get("group") or identity["group"]
+            node.job_type = node.get("job_type") or identity["setting"]
+    for _, node in loggers_of(cfg.logger, "MLFlowLogger"):
+        with open_dict(node):
+            node.run_name = node.get("run_name") or identity["name"]
+
+
+def masked(url: str) -> str:
+    """`url` with the password in it, if any, shown as ***: a storage or tracking URL fit for a log line."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)))
 
 
 def _netrc_has_wandb() -> bool:
@@ -79,8 +93,8 @@ def wandb_project(runs: list[dict]) -> str | None:
     for run in runs:
         wandb_dir = run["dir"] / "wandb"
         if any(d.is_dir() for pattern in ("offline-run-*", "run-*") for d in wandb_dir.glob(pattern)):
-            logger = run["config"].get("logger")
-            project = logger.get("project") if isinstance(logger, dict) else None
+            project = next((node.get("project") for _, node in loggers_of(run["config"].get("logger"), "WandbLogger")),
+                           None)
             return project or os.environ.get("WANDB_PROJECT", "trainlab")
     return None
 

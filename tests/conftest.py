@@ -126,6 +126,14 @@ def pytest_collection_modifyitems(items):
             if group in seen:
                 items.remove(item)
             seen.add(group)
+    # A surviving mutant runs every test that reaches it: for the run side, every training test. The quickest
+    # MUTATION_BUDGET_S seconds of them are kept (docs/testing.md).
+    spent, budget = 0.0, float(os.environ.get("MUTATION_BUDGET_S", "inf"))
+    for position, item in enumerate(items):
+        spent += durations.get(item.nodeid, budget)
+        if spent > budget and position > 0:
+            del items[position:]
+            break
 
 
 def blobs_table(n: int = 120, seed: int = 0):

@@ -64,11 +64,13 @@ docs: setup
 docs-check: setup
 	$(DOCS_ENV) $(PY) -m mkdocs build --strict --site-dir site
 
-# Mutation testing (mutmut, configured in pyproject.toml) of the pure-logic modules against the fast tier: it
-# plants small bugs one at a time and counts those the tests catch. Not part of CI; results: `mutmut results`.
+# Mutation testing (mutmut, configured in pyproject.toml) against the fast tier: it plants small bugs one at a time
+# and counts those the tests catch. Not part of CI; results: `mutmut results`. Hours on 2 cores: name modules with
+# ARGS='"trainlab.run.build*"'. Each mutant runs the quickest MUTATION_BUDGET_S seconds of the tests that reach it.
+MUTATION_BUDGET_S ?= 20
 mutation: setup
 	$(PY) -m pip install --quiet mutmut==3.8.1
-	$(TEST_ENV) $(PY) -m mutmut run
+	$(TEST_ENV) MUTATION_BUDGET_S=$(MUTATION_BUDGET_S) $(PY) -m mutmut run $(ARGS)
 	$(PY) -m mutmut export-cicd-stats && cat mutants/mutmut-cicd-stats.json
 
 # Re-pin after changing dependencies in pyproject.toml (then run `make test`).

@@ -108,15 +108,26 @@ def reviews_csv(tmp_path_factory) -> Path:
     return path
 
 
+# Under `make mutation`: the test file of each mutated module whose tests are not in tests/test_<module>.py.
+OWN_TESTS = {"optim": ("test_train.py",), "module": ("test_train.py",), "checkpoints": ("test_loggers_callbacks.py",),
+             "folding": ("test_loggers_callbacks.py",), "resume": ("test_reliability.py", "test_evaluate.py"),
+             "cli": ("test_own_net.py", "test_loggers_callbacks.py"), "summary": ("test_train.py",),
+             "verdict": ("test_diagnostics.py",), "rules": ("test_schema.py",)}
+
+
 def pytest_collection_modifyitems(items):
-    """Under `make mutation`, quickest tests first: mutmut stops at the first failure, so a mutant dies on the
-    cheapest test that catches it (durations from mutmut's own stats run)."""
+    """Under `make mutation`, the mutated module's own tests first, quickest first: mutmut stops at the first failure,
+    so a mutant dies on the cheapest test that catches it (durations from mutmut's own stats run)."""
     if "__mutmut_" not in os.environ.get("MUTANT_UNDER_TEST", ""):
         return
     import json
 
     durations = json.loads(Path("mutmut-stats.json").read_text())["duration_by_test"]
-    items.sort(key=lambda item: durations.get(item.nodeid, float("inf")))
+    # The mutated module's own test file first (trainlab.run.build: tests/test_build.py): a run-side function is
+    # reached by every training test, and the quickest of those seldom look at what the mutant changed.
+    module = os.environ["MUTANT_UNDER_TEST"].split(".x")[0].rsplit(".", 1)[-1]
+    own = tuple(f"tests/{name}" for name in OWN_TESTS.get(module, (f"test_{module}.py",)))
+    items.sort(key=lambda item: (not item.nodeid.startswith(own), durations.get(item.nodeid, float("inf"))))
     # The shipped-options table composes ~140 configs, and every mutant of the config checks would run it
     # all: keep one option per group. Fewer tests can only lower the score.
     seen = set()
@@ -126,8 +137,8 @@ def pytest_collection_modifyitems(items):
             if group in seen:
                 items.remove(item)
             seen.add(group)
-    # A surviving mutant runs every test that reaches it: for the run side, every training test. The quickest
-    # MUTATION_BUDGET_S seconds of them are kept (docs/testing.md).
+    # A surviving mutant runs every test that reaches it: for the run side, every training test. The first
+    # MUTATION_BUDGET_S seconds of them, in this order, are kept (docs/testing.md).
     spent, budget = 0.0, float(os.environ.get("MUTATION_BUDGET_S", "inf"))
     for position, item in enumerate(items):
         spent += durations.get(item.nodeid, budget)

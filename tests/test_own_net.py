@@ -68,7 +68,9 @@ def own_cfg(tmp_path, project, *overrides):
 
 
 def test_own_net_is_the_module_with_the_data_sizes_and_the_group_factories(tmp_path, own):
-    cfg = own_cfg(tmp_path, own, "model=two_layer", "model.hidden=12", "norm=batch", "activation=tanh")
+    # An interpolation in a key of the user's net is resolved before it reaches the net.
+    cfg = own_cfg(tmp_path, own, "model=two_layer", "model.hidden=${trainer.max_epochs}", "trainer.max_epochs=12",
+                  "norm=batch", "activation=tanh")
     check(cfg)
     net = build_run(cfg).module.net
     assert type(net).__name__ == "TwoLayer"

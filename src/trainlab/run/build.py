@@ -77,9 +77,9 @@ def build_net(cfg: DictConfig, num_features: int, num_classes: int) -> nn.Module
         return build_own_net(get_class(cfg.model._target_), num_features, output_size(num_classes),
                              instantiate_node(cfg.activation), norm, OmegaConf.to_container(cfg.init), **params)
     encoder = instantiate_node(cfg.model.encoder)(num_features) if cfg.model.get("encoder") else None
-    model = {k: v for k, v in OmegaConf.to_container(cfg.model).items() if k != "encoder"}
-    return build_mlp(encoder.out_features if encoder else num_features, output_size(num_classes), model,
-                     instantiate_node(cfg.activation), norm, OmegaConf.to_container(cfg.init), encoder)
+    return build_mlp(encoder.out_features if encoder else num_features, output_size(num_classes),
+                     OmegaConf.to_container(cfg.model), instantiate_node(cfg.activation), norm,
+                     OmegaConf.to_container(cfg.init), encoder)
 
 
 def build_module(cfg: DictConfig, num_features: int, num_classes: int) -> Classifier:

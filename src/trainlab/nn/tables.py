@@ -20,29 +20,30 @@ if TYPE_CHECKING:
 READERS = {".csv": "read_csv", ".csv.gz": "read_csv", ".parquet": "read_parquet", ".feather": "read_feather"}
 
 
-def table_kind(file: Path) -> str:
+def table_kind(file: Path, key: str = "data.path") -> str:
     """The file's type by its suffix (.csv.gz counts as one), or a ConfigError naming the ones read."""
     name = file.name.lower()
     kind = next((suffix for suffix in sorted(READERS, key=len, reverse=True) if name.endswith(suffix)), None)
     if kind is None:
-        raise ConfigError("data.path", f"unsupported file type {''.join(file.suffixes) or file.name!r}; "
+        raise ConfigError(key, f"unsupported file type {''.join(file.suffixes) or file.name!r}; "
                           f"use one of {', '.join(READERS)}")
     return kind
 
 
-def read_table(path: str | Path) -> pandas.DataFrame:
-    """The file as a DataFrame; a relative path starts where you run (hydra.job.chdir is false)."""
+def read_table(path: str | Path, key: str = "data.path") -> pandas.DataFrame:
+    """The file as a DataFrame; a relative path starts where you run (hydra.job.chdir is false). `key`: what the
+    user gave the file as, named by a refusal (data=table's data.path, trainlab-eval's file)."""
     import pandas
 
     file = Path(path).expanduser()
     if not file.is_file():
-        raise ConfigError("data.path", f"no such file: {file.resolve()}; give data.path=<your .csv, .csv.gz, .parquet "
+        raise ConfigError(key, f"no such file: {file.resolve()}; give {key}=<your .csv, .csv.gz, .parquet "
                           "or .feather file>, relative to where you run")
-    kind = table_kind(file)
+    kind = table_kind(file, key)
     try:
         return getattr(pandas, READERS[kind])(file)
     except (ValueError, OSError, pandas.errors.ParserError) as error:  # pyarrow's ArrowInvalid is a ValueError
-        raise ConfigError("data.path", f"cannot read {file} as {kind}: {str(error).splitlines()[0]}") from None
+        raise ConfigError(key, f"cannot read {file} as {kind}: {str(error).splitlines()[0]}") from None
 
 
 def class_ids(values: np.ndarray, key: str, column: str) -> tuple[np.ndarray, list[str]]:

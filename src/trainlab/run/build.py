@@ -25,7 +25,7 @@ from trainlab.nn.models import build_mlp, build_own_net, describe, estimate_memo
 from trainlab.nn.module import Classifier, output_size
 from trainlab.nn.precision import PRECISIONS
 from trainlab.run.resume import check_shapes, read_checkpoint
-from trainlab.run.tracking import masked
+from trainlab.run.tracking import is_logger, masked
 
 log = logging.getLogger("trainlab")
 
@@ -120,7 +120,7 @@ def build_loggers(cfg: DictConfig) -> list[Logger]:
 def mlflow_store(node: DictConfig, output_dir: str) -> dict[str, str]:
     """Where an MLflow logger whose config leaves `tracking_uri` open writes: MLFLOW_TRACKING_URI, else a SQLite store
     (and its artifacts) in the run folder. Filled in here, so a URI from the environment stays out of config.yaml."""
-    if not str(node.get("_target_", "")).endswith(".MLFlowLogger") or node.get("tracking_uri"):
+    if not is_logger(node, "MLFlowLogger") or node.get("tracking_uri"):
         return {}
     if os.environ.get("MLFLOW_TRACKING_URI"):
         log.info("MLflow store: %s (MLFLOW_TRACKING_URI)", masked(os.environ["MLFLOW_TRACKING_URI"]))

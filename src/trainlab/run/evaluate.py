@@ -7,7 +7,7 @@
 
 A run folder means its best checkpoint (summary.json's `best_checkpoint`, else checkpoints/last.ckpt).
 The model is rebuilt from the config saved in the checkpoint, and the data from the same config, so
-splits, scaling and vocabulary are the training run's. Files: csv or parquet.
+splits, scaling and vocabulary are the training run's. Files: csv, csv.gz, parquet or feather.
 """
 from __future__ import annotations
 
@@ -26,9 +26,8 @@ from omegaconf import OmegaConf
 from trainlab import import_from_cwd
 from trainlab.errors import ConfigError, TrainlabError, exit_with
 from trainlab.nn.module import Classifier
+from trainlab.nn.tables import read_table
 from trainlab.run.build import build_datamodule, load_module
-
-READERS = {".csv": pandas.read_csv, ".parquet": pandas.read_parquet}
 
 
 def checkpoint_of(target: Path) -> Path:
@@ -57,14 +56,6 @@ def prepared(target: Path) -> tuple[Classifier, object]:
     return module, datamodule
 
 
-def read_table(path: Path) -> pandas.DataFrame:
-    if not path.is_file():
-        raise ConfigError("file", f"no such file: {path}")
-    if path.suffix.lower() not in READERS:
-        raise ConfigError("file", f"unsupported file type {path.suffix!r}; use {' or '.join(READERS)}")
-    return READERS[path.suffix.lower()](path)
-
-
 def _trainer(module: Classifier) -> L.Trainer:
     precision = module.hparams["config"]["trainer"]["precision"]  # as trained, so metrics match the run's
     return L.Trainer(accelerator="auto", devices=1, precision=precision, logger=False, enable_checkpointing=False,
@@ -78,7 +69,7 @@ def evaluate(target: Path, split: str = "test", file: Path | None = None, label_
         loader, name = datamodule.split_batches(split), split
     else:
         label_column = label_column or _label_column(module)
-        inputs, labels = datamodule.encode(read_table(file), label_column)
+        inputs, labels = datamodule.encode(read_table(file, key="file"), label_column)
         if labels is None:
             raise ConfigError("file", f"{file} has no label column {label_column!r} to "
                               "evaluate against; name it with --label-column, or use trainlab-predict")
@@ -90,7 +81,7 @@ def evaluate(target: Path, split: str = "test", file: Path | None = None, label_
 def predict(target: Path, file: Path) -> Path:
     """Predicted labels and class probabilities for the rows of `file`, written beside it."""
     module, datamodule = prepared(target)
-    frame = read_table(file)
+    frame = read_table(file, key="file")
     inputs, _ = datamodule.encode(frame, label_column=None)
     batches = _trainer(module).predict(module, dataloaders=datamodule.batches(inputs, None))
     probabilities = torch.cat([b[2] for b in batches])
@@ -117,7 +108,7 @@ def main_eval(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="trainlab-eval", description=__doc__.split("\n")[0])
     parser.add_argument("target", type=checkpoint_argument, help="a run folder (its best checkpoint) or a .ckpt file")
     parser.add_argument("--split", default="test", choices=("train", "val", "test"))
-    parser.add_argument("--file", type=Path, help="a labelled csv/parquet file with the training data's columns")
+    parser.add_argument("--file", type=Path, help="a labelled csv, parquet or feather file with the training data's columns")
     parser.add_argument("--label-column", help="the file's label column (default: the data's, or `label`)")
     args = parser.parse_args(argv)
     return _run(lambda: print(json.dumps(evaluate(args.target, args.split, args.file, args.label_column), indent=2)))
@@ -126,7 +117,7 @@ def main_eval(argv: list[str] | None = None) -> int:
 def main_predict(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="trainlab-predict", description="Predict the labels of new rows.")
     parser.add_argument("target", type=checkpoint_argument, help="a run folder (its best checkpoint) or a .ckpt file")
-    parser.add_argument("file", type=Path, help="a csv/parquet file with the training data's columns")
+    parser.add_argument("file", type=Path, help="a csv, parquet or feather file with the training data's columns")
     args = parser.parse_args(argv)
     return _run(lambda: print(f"predictions: {predict(args.target, args.file)}"))
 

@@ -24,10 +24,14 @@ if TYPE_CHECKING:  # `trainlab-report` does not need Lightning
 EPOCH_METRICS = ("train/*", "val/*", "gap/*", "dead/*", "lr-*")  # plotted against the epoch in W&B
 
 
+def is_logger(node, kind: str) -> bool:
+    """Whether a config node builds a logger of class `kind` (e.g. "WandbLogger")."""
+    return isinstance(node, (dict, DictConfig)) and str(node.get("_target_", "")).endswith(f".{kind}")
+
+
 def loggers_of(logger: dict | DictConfig | None, kind: str) -> list[tuple[str, dict | DictConfig]]:
-    """(name, node) of each logger picked in a `logger` config whose class is `kind` (e.g. "WandbLogger")."""
-    return [(name, node) for name, node in (logger or {}).items()
-            if isinstance(node, (dict, DictConfig)) and str(node.get("_target_", "")).endswith(f".{kind}")]
+    """(name, node) of each logger picked in a `logger` config whose class is `kind`."""
+    return [(name, node) for name, node in (logger or {}).items() if is_logger(node, kind)]
 
 
 def prepare(cfg: DictConfig, identity: dict) -> None:

@@ -36,6 +36,7 @@ $(VENV)/.installed-$(TORCH): pyproject.toml $(LOCK)
 	$(PY) -m pip install --quiet $(if $(TORCH_INDEX),--no-deps --extra-index-url $(TORCH_INDEX)) "$(TORCH_REQUIREMENT)"
 	grep -v '^torch==' $(LOCK) > $(VENV)/constraints.txt
 	$(PY) -m pip install --quiet -c $(VENV)/constraints.txt -e '.[dev]'
+	$(PY) -m pip uninstall --quiet --yes hydra-optuna-sweeper 2>/dev/null || true  # retired: trainlab's own sweeper
 	rm -f $(VENV)/.installed* && touch $@
 
 train: setup

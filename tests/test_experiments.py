@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import optuna
 import pytest
 import yaml
 
-from conftest import run_cli
+from conftest import ROOT, run_cli
 
 pytestmark = pytest.mark.full  # the slow tier: `make test-full`
 
@@ -55,21 +56,61 @@ def test_submitit_local_launcher(tmp_path):
     assert [s["status"] for s in summaries(tmp_path).values()] == ["completed", "completed"]
 
 
-def test_optuna_search_in_memory_and_resumed_from_sqlite(tmp_path):
-    common = ("hparams_search=optuna", "data=digits", "trainer.max_epochs=1", "logger=none")
-    result = run_cli(*common, "hydra.sweeper.n_trials=2", f"hydra.sweep.dir={tmp_path / 'memory'}")
+SEARCH = ("hparams_search=optuna", "data=digits", "trainer.max_epochs=1", "logger=none")
+
+
+def trials_of(storage, name="trainlab"):
+    return optuna.load_study(study_name=name, storage=storage).trials
+
+
+def test_optuna_search_in_memory_reports_its_best_trial(tmp_path):
+    result = run_cli(*SEARCH, "hydra.sweeper.n_trials=2", f"hydra.sweep.dir={tmp_path}")
     assert result.returncode == 0, result.stderr[-3000:]
-    runs = summaries(tmp_path / "memory")
-    assert len(runs) == 2
-    best = yaml.safe_load((tmp_path / "memory" / "optimization_results.yaml").read_text())["best_value"]
+    runs = summaries(tmp_path)
+    assert sorted(name.split("_")[0] for name in runs) == ["0", "1"]  # folders numbered as the trials
+    best = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())["best_value"]
     assert best == max(s["best"]["val/acc"] for s in runs.values())
 
+
+def test_a_search_with_a_diverging_trial_completes_and_reports_the_failure(tmp_path):
+    # The brute-force sampler tries both values in two trials, in an order of its own.
+    result = run_cli("-m", "hydra/sweeper=optuna", "hydra.sweeper.sampler._target_=optuna.samplers.BruteForceSampler",
+                     "hydra.sweeper.n_trials=2", "hydra.sweeper.max_failure_rate=0.5", "optim=sgd",
+                     "optim.lr=choice(0.05,1e6)", "data=digits", "trainer.max_epochs=1", "logger=none",
+                     f"hydra.sweep.dir={tmp_path}")
+    assert result.returncode == 1, result.stderr[-3000:]  # as in a -m sweep: a failed job makes the exit code
+    failed = by_override(summaries(tmp_path), "optim.lr=1000000.0")
+    assert failed["status"] == "failed" and failed["error"].startswith("loss became nan")
+    results = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())
+    assert results["trials"] == {"complete": 1, "fail": 1} and results["best_params"] == {"optim.lr": 0.05}
+    assert list(results["failures"].values()) == [failed["error"]]
+    assert "failed: loss became nan" in (tmp_path / "report.md").read_text()
+
+
+def test_a_killed_search_resumes_its_study_without_repeats(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]))
     storage = f"sqlite:///{tmp_path / 'study.db'}"
-    for attempt in ("first", "resumed"):
-        result = run_cli(*common, "hydra.sweeper.n_trials=1", f"hydra.sweeper.storage={storage}",
-                         "hydra.sweeper.study_name=resume_me", f"hydra.sweep.dir={tmp_path / attempt}")
-        assert result.returncode == 0, result.stderr[-3000:]
-    assert len(optuna.load_study(study_name="resume_me", storage=storage).trials) == 2
+    search = (*SEARCH, "hydra.sweeper.n_trials=3", "hydra.sweeper.max_failure_rate=0.5",
+              f"hydra.sweeper.storage={storage}", f"hydra.sweep.dir={tmp_path / 'sweep'}",
+              f"+callbacks.signal={{_target_: killer.SignalAt, epoch: 0, batch: 2, marker: '{tmp_path / 'killed'}'}}")
+    assert run_cli(*search).returncode == -9  # SIGKILL in trial 0: no handler runs, the trial stays RUNNING
+    assert [t.state.name for t in trials_of(storage)] == ["RUNNING"]
+    resumed = run_cli(*search)  # the same command, the same sweep folder
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    trials = trials_of(storage)
+    assert [t.state.name for t in trials] == ["FAIL", "COMPLETE", "COMPLETE"]  # its worker gone, trial 0 failed
+    assert len({tuple(sorted(t.params.items())) for t in trials}) == 3
+    folders = [p.relative_to(tmp_path / "sweep").parts[0] for p in (tmp_path / "sweep").rglob("summary.json")]
+    assert sorted(folder.split("_")[0] for folder in folders) == ["1", "2"]  # the marker's path nests folders
+
+
+def test_a_storage_from_the_environment_is_never_written(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPTUNA_STORAGE", f"sqlite:///{tmp_path / 'private_store.db'}")
+    result = run_cli(*SEARCH, "hydra.sweeper.n_trials=1", f"hydra.sweep.dir={tmp_path / 'sweep'}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(trials_of(os.environ["OPTUNA_STORAGE"])) == 1
+    written = [p for p in (tmp_path / "sweep").rglob("*") if p.is_file() and b"private_store" in p.read_bytes()]
+    assert written == []
 
 
 def test_failed_job_does_not_stop_the_sweep(tmp_path):

@@ -96,7 +96,8 @@ def help_text(overrides: list[str]) -> str | None:
     if {"FLAGS_HELP", "HYDRA_CONFIG_GROUPS"} & set(template.get_identifiers()):
         return None
     groups = "".join(f"{group.name}: {', '.join(sorted(option.stem for option in group.glob('*.yaml')))}\n"
-                     for group in sorted(CONF.iterdir(), key=lambda path: path.name) if group.is_dir())
+                     for group in sorted(CONF.iterdir(), key=lambda path: path.name)
+                     if group.is_dir() and group.name != "hydra")  # hydra/: Hydra's own groups (the Optuna sweeper)
     with open_dict(cfg):
         del cfg["hydra"]
     return template.substitute(APP_CONFIG_GROUPS=groups, CONFIG=OmegaConf.to_yaml(cfg))

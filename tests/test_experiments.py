@@ -63,6 +63,27 @@ def trials_of(storage, name="trainlab"):
     return optuna.load_study(study_name=name, storage=storage).trials
 
 
+def test_a_requeued_submitit_job_continues_from_its_last_checkpoint(tmp_path, monkeypatch):
+    # SIGUSR2 is submitit's warning before a time limit (or of preemption): its handler saves the launcher's state and
+    # requeues the job, which here reruns the same command in the same folder.
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]))
+    run = ("data=digits", "trainer.max_epochs=4", "callbacks.early_stopping=null", "logger=none")
+    warned = (f"+callbacks.signal={{_target_: killer.SignalAt, epoch: 2, batch: 1, marker: '{tmp_path / 'warned'}', "
+              "signal_name: SIGUSR2}")
+    result = run_cli("-m", "hydra/launcher=submitit_local", *run, warned, f"hydra.sweep.dir={tmp_path / 'requeued'}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    whole = run_cli("-m", *run, "threads=1", f"hydra.sweep.dir={tmp_path / 'whole'}")  # the same sums, in order
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    (requeued,) = [json.loads(p.read_text()) for p in (tmp_path / "requeued").rglob("summary.json")]
+    (expected,) = summaries(tmp_path / "whole").values()
+    assert (tmp_path / "warned").exists() and requeued["status"] == "completed" and requeued["requeued"] == 1
+    assert requeued["final"] == expected["final"] and requeued["test"] == expected["test"]
+    assert [h["epoch"] for h in requeued["history"]] == list(range(4))
+    assert requeued["threads"] == 1  # one per CPU the job was given (hydra.launcher.cpus_per_task, unset: one)
+    (log,) = (tmp_path / "requeued").rglob("train.log")
+    assert "resuming from" in log.read_text() and "| requeued 1 time" in log.read_text()
+
+
 def test_optuna_search_in_memory_reports_its_best_trial(tmp_path):
     result = run_cli(*SEARCH, "hydra.sweeper.n_trials=2", f"hydra.sweep.dir={tmp_path}")
     assert result.returncode == 0, result.stderr[-3000:]

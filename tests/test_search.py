@@ -16,9 +16,10 @@ from omegaconf import OmegaConf
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from conftest import run_cli
 from trainlab.errors import ConfigError
 from trainlab.run.search import Search, open_storage, search_space, trial_seed, worker_name
+
+from conftest import run_cli
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -14,7 +14,7 @@ from trainlab.run import summary, tracking
 from trainlab.run.build import build_run
 from trainlab.run.console import one_line_per_message, print_config
 from trainlab.run.job import job_identity
-from trainlab.run.resume import check_checkpoint, open_run_folder, resumed_config, save_config
+from trainlab.run.resume import check_checkpoint, note_attempt, open_run_folder, resumed_config, save_config
 from trainlab.run.tune import find_lr
 
 log = logging.getLogger("trainlab")
@@ -31,6 +31,7 @@ def train_and_test(cfg: DictConfig) -> dict:
     cfg, resume_from = resumed_config(cfg, identity["overrides"])
     prepare(cfg, identity)
     out = open_run_folder(cfg, resume_from)
+    requeues = note_attempt(out)
     if cfg.get("print_config"):
         print_config(cfg)
     run = build_run(cfg)
@@ -40,7 +41,7 @@ def train_and_test(cfg: DictConfig) -> dict:
     if cfg.get("lr_find"):
         return find_lr(run, out, OmegaConf.to_container(cfg.lr_find))
     summary.record_labels(out, run.datamodule)
-    record = summary.run_record(run, identity["overrides"])
+    record = summary.run_record(run, identity["overrides"]) | ({"requeued": requeues} if requeues else {})
     trainer, module = run.trainer, run.module
     with tracking.tracked(trainer, cfg, run.memory), summary.failure_recorded(run, out, record, started):
         # Checkpoints are our own, but load them as plain data all the same (weights_only).
@@ -59,9 +60,19 @@ def prepare(cfg: DictConfig, identity: dict) -> None:
                           "use trainer=cpu or trainer=default")
     tracking.prepare(cfg, identity)
     adapt_to_precision(cfg)
-    threads = cfg.get("threads") or (1 if "Joblib" in identity["launcher"] else None)
-    if threads:  # jobs of a joblib sweep run side by side: one thread each unless told otherwise
+    threads = cfg.get("threads") or job_threads(identity)
+    if threads:
         torch.set_num_threads(threads)
+
+
+def job_threads(identity: dict) -> int | None:
+    """Jobs of a joblib sweep run side by side: one torch thread each. A submitit job (SLURM or local): one per CPU it
+    was given (hydra.launcher.cpus_per_task; SLURM's default is one). Else torch's default."""
+    if "Joblib" in identity["launcher"]:
+        return 1
+    if "submitit" in identity["launcher"]:
+        return identity["cpus_per_task"] or 1
+    return None
 
 
 def adapt_to_precision(cfg: DictConfig) -> None:

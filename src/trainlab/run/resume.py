@@ -1,6 +1,7 @@
 """Run folders: a new run never overwrites an old one; `resume=` continues a run folder or a checkpoint file."""
 from __future__ import annotations
 
+import json
 import logging
 import pickle
 from pathlib import Path
@@ -10,8 +11,10 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from trainlab.errors import ConfigError
 from trainlab.overrides import override_key
+from trainlab.run.job import scheduler_job
 
 log = logging.getLogger("trainlab")
+SCHEDULER_RECORD = "scheduler.json"  # a submitit job's id and attempts, in its run folder
 
 
 def resumed_config(cfg: DictConfig, overrides: list[str]) -> tuple[DictConfig, Path | None]:
@@ -24,7 +27,8 @@ def resumed_config(cfg: DictConfig, overrides: list[str]) -> tuple[DictConfig, P
     """
     key = "resume" if cfg.get("resume") else "ckpt_path"
     if not cfg.get(key):
-        return cfg, None
+        last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+        return cfg, last if earlier_attempts(last.parents[1]) and last.exists() else None
     path = Path(cfg[key]).expanduser()
     if path.is_dir():
         resumed, checkpoint = _run_folder(path, key), path / "checkpoints" / "last.ckpt"
@@ -91,11 +95,31 @@ def _carry_overrides(resumed: DictConfig, cfg: DictConfig, overrides: list[str],
 def open_run_folder(cfg: DictConfig, resume_from: Path | None) -> Path:
     """The run folder; refuses a folder that holds another run."""
     out = Path(cfg.paths.output_dir)
-    if resume_from is None and ((out / "summary.json").exists() or any(out.glob("checkpoints/*.ckpt"))):
+    holds_a_run = (out / "summary.json").exists() or any(out.glob("checkpoints/*.ckpt"))
+    if resume_from is None and holds_a_run and not earlier_attempts(out):
         raise ConfigError("paths.output_dir", f"{out} already holds a run; continue it with resume={out}, or "
                           "train into a new folder (another hydra.run.dir, or none for a fresh one)")
     out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+def earlier_attempts(out: Path) -> int:
+    """How often the scheduler started this job in `out` before: it requeues a job stopped by its time limit or by
+    preemption, with the same command, and that attempt continues the run from its last.ckpt (or anew, if the
+    first epoch never ended)."""
+    job, record = scheduler_job(), out / SCHEDULER_RECORD
+    if job is None or not record.exists():
+        return 0
+    saved = json.loads(record.read_text())
+    return saved["attempts"] if saved.get("job") == job else 0
+
+
+def note_attempt(out: Path) -> int:
+    """Records this attempt of a scheduler's job in its run folder; returns how many came before (requeues)."""
+    before = earlier_attempts(out)
+    if job := scheduler_job():
+        (out / SCHEDULER_RECORD).write_text(json.dumps({"job": job, "attempts": before + 1}))
+    return before
 
 
 def save_config(out: Path, cfg: DictConfig) -> None:

@@ -20,6 +20,7 @@ from trainlab.nn.folding import unfolded
 from trainlab.nn.models import count_parameters
 from trainlab.nn.module import Classifier
 from trainlab.run.build import Run
+from trainlab.run.job import scheduler_job
 
 log = logging.getLogger("trainlab")
 
@@ -113,7 +114,8 @@ def completed(run: Run, out: Path, tested: list[dict], best_checkpoint: str, rec
     summary["verdict"] = verdict
     write(out, summary, trainer)
     if trainer.is_global_zero:
-        log.info("best epoch %s: %s | test: %s", summary["best_epoch"], _fmt(summary["best"]), _fmt(summary["test"]))
+        log.info("best epoch %s: %s | test: %s%s", summary["best_epoch"], _fmt(summary["best"]), _fmt(summary["test"]),
+                 requeued(record))
         log.info("run folder: %s", out)
     return summary
 
@@ -124,8 +126,12 @@ def failure_recorded(run: Run, out: Path, record: dict, started: float):
     try:
         yield
     except BaseException as error:
+        # submitit stops a job it requeues (time limit, preemption) by raising SystemExit in it: not a failure
+        stopped = isinstance(error, SystemExit) and scheduler_job() is not None
         summary = {**build_summary(run.module, run.trainer, {}, time.perf_counter() - started), **record,
-                   "status": "failed", "error": first_line(error)}
+                   "status": "requeued" if stopped else "failed",
+                   "error": "stopped by the scheduler (time limit or preemption); its next attempt continues from "
+                            "checkpoints/last.ckpt" if stopped else first_line(error)}
         write(out, summary, run.trainer)
         raise
 
@@ -136,6 +142,11 @@ def record_failure(cfg: DictConfig, error: BaseException, overrides: list[str]) 
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({"status": "failed", "error": first_line(error), "overrides": overrides}))
+
+
+def requeued(record: dict) -> str:
+    times = record.get("requeued", 0)
+    return f" | requeued {times} time{'s' * (times > 1)}" if times else ""
 
 
 def first_line(error: BaseException) -> str:

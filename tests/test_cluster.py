@@ -1,0 +1,76 @@
+"""Jobs on a cluster: the SLURM presets follow the trainer, a requeued job is known by its scheduler's id, and each
+job's torch threads follow the CPUs it was given. A requeue end to end (submitit_local) is in test_experiments."""
+from __future__ import annotations
+
+import pytest
+from hydra import compose, initialize_config_module
+from omegaconf import OmegaConf
+
+from trainlab import CONF_MODULE
+from trainlab.errors import ConfigError
+from trainlab.run.job import scheduler_job
+from trainlab.run.pipeline import job_threads
+from trainlab.run.resume import SCHEDULER_RECORD, earlier_attempts, note_attempt, open_run_folder
+
+
+def launcher(*overrides: str) -> dict:
+    with initialize_config_module(config_module=CONF_MODULE, version_base="1.3"):
+        cfg = compose("train", overrides=list(overrides), return_hydra_config=True)
+    return OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
+
+
+@pytest.mark.parametrize(("overrides", "nodes", "tasks", "gpus", "cpus"), [
+    (("hydra/launcher=slurm_gpu", "trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2"), 2, 4, 4, 8),
+    (("hydra/launcher=slurm_gpu", "trainer=gpu"), 1, 1, 1, 8),
+    (("hydra/launcher=slurm_cpu",), 1, 1, None, 4),
+    (("hydra/launcher=slurm_cpu", "trainer=ddp", "trainer.num_nodes=3"), 3, 2, None, 4),
+])
+def test_slurm_presets_ask_for_the_nodes_tasks_and_gpus_the_trainer_uses(overrides, nodes, tasks, gpus, cpus):
+    got = launcher(*overrides)
+    assert got["_target_"] == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+    assert (got["nodes"], got["tasks_per_node"], got["gpus_per_node"], got["cpus_per_task"]) == (nodes, tasks, gpus, cpus)
+    assert got["max_num_timeout"] == 3  # requeued after a time limit; the default 0 would give up at the first
+
+
+@pytest.fixture
+def submitit_job(monkeypatch):
+    """The environment submitit's local executor gives its job (SUBMITIT_LOCAL_JOB_ID: the same on each attempt)."""
+    monkeypatch.setenv("SUBMITIT_EXECUTOR", "local")
+    monkeypatch.setenv("SUBMITIT_LOCAL_JOB_ID", "4242")
+    for name, value in (("NTASKS", "1"), ("GLOBALID", "0"), ("LOCALID", "0"), ("JOB_NUM_NODES", "1"), ("NODEID", "0")):
+        monkeypatch.setenv(f"SUBMITIT_LOCAL_{name}", value)
+    return monkeypatch
+
+
+def test_a_job_is_known_by_its_schedulers_id_only_under_submitit(monkeypatch, submitit_job):
+    assert scheduler_job() == "4242"
+    monkeypatch.delenv("SUBMITIT_EXECUTOR")
+    assert scheduler_job() is None
+
+
+def test_attempts_of_one_scheduler_job_are_counted_in_its_run_folder(tmp_path, submitit_job):
+    assert earlier_attempts(tmp_path) == 0 and note_attempt(tmp_path) == 0
+    assert earlier_attempts(tmp_path) == 1 and note_attempt(tmp_path) == 1 and earlier_attempts(tmp_path) == 2
+    submitit_job.setenv("SUBMITIT_LOCAL_JOB_ID", "7")  # another job in this folder: not a requeue of it
+    assert earlier_attempts(tmp_path) == 0
+
+
+def test_a_requeued_attempt_may_open_its_own_run_folder_and_no_other_may(tmp_path, submitit_job):
+    cfg = OmegaConf.create({"paths": {"output_dir": str(tmp_path)}})
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "interrupted.ckpt").write_bytes(b"")
+    (tmp_path / SCHEDULER_RECORD).write_text('{"job": "4242", "attempts": 1}')
+    assert open_run_folder(cfg, None) == tmp_path
+    submitit_job.setenv("SUBMITIT_LOCAL_JOB_ID", "7")
+    with pytest.raises(ConfigError, match="^paths.output_dir: .* already holds a run"):
+        open_run_folder(cfg, None)
+
+
+@pytest.mark.parametrize(("launcher_target", "cpus", "threads"), [
+    ("hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher", None, 1),
+    ("hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher", 8, 8),
+    ("hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher", None, 1),
+    ("hydra._internal.core_plugins.basic_launcher.BasicLauncher", None, None),  # torch's default
+])
+def test_each_jobs_torch_threads_follow_the_cpus_it_was_given(launcher_target, cpus, threads):
+    assert job_threads({"launcher": launcher_target, "cpus_per_task": cpus}) == threads

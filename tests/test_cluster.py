@@ -2,8 +2,12 @@
 job's torch threads follow the CPUs it was given. A requeue end to end (submitit_local) is in test_experiments."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from hydra import compose, initialize_config_module
+from hydra.utils import instantiate
+from lightning.pytorch.strategies import DDPStrategy
 from omegaconf import OmegaConf
 
 from trainlab import CONF_MODULE
@@ -11,6 +15,9 @@ from trainlab.errors import ConfigError
 from trainlab.run.job import scheduler_job
 from trainlab.run.pipeline import job_threads
 from trainlab.run.resume import SCHEDULER_RECORD, earlier_attempts, note_attempt, open_run_folder
+from trainlab.run.world import check_world, run_name
+
+from conftest import run_cli
 
 
 def launcher(*overrides: str) -> dict:
@@ -74,3 +81,65 @@ def test_a_requeued_attempt_may_open_its_own_run_folder_and_no_other_may(tmp_pat
 ])
 def test_each_jobs_torch_threads_follow_the_cpus_it_was_given(launcher_target, cpus, threads):
     assert job_threads({"launcher": launcher_target, "cpus_per_task": cpus}) == threads
+
+
+TORCHRUN_NODE = {"TORCHELASTIC_RUN_ID": "lab-7", "WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0", "GROUP_RANK": "0",
+                 "LOCAL_WORLD_SIZE": "1"}
+
+
+@pytest.mark.parametrize(("environment", "trainer", "says"), [
+    ({}, {"num_nodes": 2, "devices": 1}, "2 nodes, but no launcher started this process"),
+    (TORCHRUN_NODE, {"num_nodes": 3, "devices": 1}, "3 nodes x 1 devices is 3 processes, but torchrun started 2"),
+    ({"SLURM_NTASKS": "4", "SLURM_JOB_NAME": "train"}, {"num_nodes": 2, "devices": 4},
+     "2 nodes x 4 devices is 8 processes, but srun started 4"),
+])
+def test_several_nodes_without_their_processes_are_refused_at_once(monkeypatch, environment, trainer, says):
+    for name in ("TORCHELASTIC_RUN_ID", "SLURM_NTASKS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=f"^trainer.num_nodes: {says}.*torchrun --nnodes") as refused:
+        check_world(OmegaConf.create(trainer))
+    assert "srun" in str(refused.value)
+
+
+@pytest.mark.parametrize(("environment", "trainer"), [
+    ({}, {"num_nodes": 1, "devices": 2}),  # one node: Lightning starts its own processes
+    (TORCHRUN_NODE, {"num_nodes": 2, "devices": 1}),
+    ({"SLURM_NTASKS": "8", "SLURM_JOB_NAME": "train"}, {"num_nodes": 2, "devices": 4}),
+])
+def test_a_world_launched_as_the_trainer_expects_passes(monkeypatch, environment, trainer):
+    monkeypatch.delenv("TORCHELASTIC_RUN_ID", raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    check_world(OmegaConf.create(trainer))
+
+
+@pytest.mark.parametrize(("environment", "name"), [
+    ({}, "2026-12-03_10-00-00_000000"),
+    ({"TORCHELASTIC_RUN_ID": "lab-7"}, "torchrun-lab-7"),
+    ({"TORCHELASTIC_RUN_ID": "none"}, "2026-12-03_10-00-00_000000"),  # torchrun's default id: no shared name
+    ({"SLURM_NTASKS": "8", "SLURM_JOB_ID": "991", "SLURM_STEP_ID": "2"}, "slurm-991.2"),
+    ({"SLURM_NTASKS": "1", "SLURM_JOB_ID": "991"}, "2026-12-03_10-00-00_000000"),  # one process: its own time
+])
+def test_the_processes_of_one_launch_share_one_run_folder_name(monkeypatch, environment, name):
+    for variable in ("TORCHELASTIC_RUN_ID", "SLURM_NTASKS", "SLURM_JOB_ID", "SLURM_STEP_ID"):
+        monkeypatch.delenv(variable, raising=False)
+    for variable, value in environment.items():
+        monkeypatch.setenv(variable, value)
+    assert run_name("2026-12-03_10-00-00_000000") == name
+
+
+def test_the_ddp_preset_states_its_world_timeout_and_syncs_batch_norm():
+    with initialize_config_module(config_module=CONF_MODULE, version_base="1.3"):
+        cfg = compose("train", overrides=["trainer=ddp"])
+    strategy = instantiate(cfg.trainer.strategy)
+    assert isinstance(strategy, DDPStrategy) and strategy._timeout == timedelta(seconds=120)  # pinned: private
+    assert cfg.trainer.sync_batchnorm is True
+
+
+def test_num_nodes_without_a_launcher_exits_2_at_once_writing_nothing(tmp_path):
+    result = run_cli("trainer=ddp", "trainer.devices=1", "trainer.num_nodes=2", "data=digits",
+                     f"hydra.run.dir={tmp_path / 'run'}")
+    assert result.returncode == 2 and result.stderr.startswith("error: trainer.num_nodes: 2 nodes, but no launcher")
+    assert not (tmp_path / "run").exists()

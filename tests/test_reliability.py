@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -210,6 +213,49 @@ def test_ddp_two_processes_match_one_process_with_the_same_global_batch(tmp_path
     one, two = (json.loads((tmp_path / name / "summary.json").read_text())["final"] for name in ("single", "ddp"))
     # Each rank shuffles its own half, so the batches differ from the single process's: close, not equal.
     assert abs(one["val/acc"] - two["val/acc"]) < 0.05 and abs(one["val/loss"] - two["val/loss"]) < 0.1
+
+
+def node_process(rank: int, world_size: int, port: int, cwd, *args: str) -> subprocess.Popen:
+    """`python train.py` as torchrun starts it on node `rank` of `world_size` (one process per node, on loopback)."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "TORCHELASTIC_RUN_ID": "two-nodes", "MASTER_ADDR": "127.0.0.1",
+           "MASTER_PORT": str(port), "WORLD_SIZE": str(world_size), "RANK": str(rank), "LOCAL_RANK": "0",
+           "GROUP_RANK": str(rank), "LOCAL_WORLD_SIZE": "1", "NODE_RANK": str(rank)}
+    return subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args], cwd=cwd, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.full
+def test_two_nodes_train_together_into_one_run_folder(tmp_path):
+    args = ("trainer=ddp", "trainer.devices=1", "trainer.num_nodes=2", "trainer.accelerator=cpu", "data=digits",
+            "trainer.max_epochs=2", "logger=none", "norm=batch")  # batch norm: not synced on CPU, and no crash
+    port = free_port()
+    nodes = [node_process(rank, 2, port, tmp_path, *args) for rank in (0, 1)]
+    outputs = [node.communicate(timeout=300) for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], outputs[1][1][-2000:] + outputs[0][1][-2000:]
+    (run,) = (tmp_path / "outputs" / "runs").iterdir()  # both ranks in one folder, named by torchrun's run id
+    assert run.name == "torchrun-two-nodes"
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "completed"
+    # Each node trains on its own half of the split: 1,257 samples, 2 x 629 padded, in batches of 64 a node.
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 2 * 10
+
+
+@pytest.mark.full
+def test_a_world_that_never_forms_fails_within_its_timeout_with_one_line(tmp_path):
+    args = ("trainer=ddp", "trainer.devices=1", "trainer.num_nodes=2", "trainer.accelerator=cpu", "data=digits",
+            "logger=none", "trainer.strategy.timeout.seconds=5", f"hydra.run.dir={tmp_path / 'run'}")
+    lonely = node_process(0, 2, free_port(), tmp_path, *args)  # node 1 never starts
+    _, stderr = lonely.communicate(timeout=120)
+    assert lonely.returncode == 1
+    (line,) = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert line.startswith("error: the DDP world did not form within 5 s (trainer.strategy.timeout.seconds)")
+    assert "torchrun --nnodes 2" in line and "Traceback" not in stderr
 
 
 @pytest.mark.full

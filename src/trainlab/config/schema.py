@@ -119,7 +119,9 @@ RULES: dict[str, Rule] = {
     "trainer.accelerator": OneOf("auto", "cpu", "gpu", "cuda", "mps"),
     "trainer.devices": Either(Integer(1), ListOf(Integer(0)), OneOf("auto", -1)),
     "trainer.num_nodes": Integer(1),
-    "trainer.strategy": TEXT,
+    "trainer.strategy": TEXT,  # or, as trainer=ddp has it, a strategy class with its own keys:
+    "trainer.strategy.timeout.seconds": POSITIVE,
+    "trainer.sync_batchnorm": FLAG,
     "trainer.precision": NamesIn("trainlab.nn.precision:PRECISIONS"),  # conf/precision/ has one file each
     "trainer.max_epochs": Integer(1),
     "trainer.check_val_every_n_epoch": Integer(1),

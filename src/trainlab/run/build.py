@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
+import torch
 from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
 from lightning.pytorch.accelerators import CPUAccelerator
@@ -141,8 +142,11 @@ def build_trainer(cfg: DictConfig) -> L.Trainer:
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     # Without a configured ModelCheckpoint, Lightning would add its own: callbacks=none means none.
     checkpointing = any(isinstance(c, ModelCheckpoint) for c in callbacks)
+    # torch's SyncBatchNorm runs on GPUs only: CPU processes (gloo) keep their own batch statistics
+    on_gpus = cfg.trainer.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available()
+    sync = {"sync_batchnorm": False} if cfg.trainer.get("sync_batchnorm") and not on_gpus else {}
     trainer = instantiate_node(cfg.trainer, callbacks=fold_own(callbacks), logger=loggers or False,
-                               enable_checkpointing=checkpointing)
+                               enable_checkpointing=checkpointing, **sync)
     fallback = PRECISIONS[cfg.trainer.precision].cpu_fallback
     if fallback and isinstance(trainer.accelerator, CPUAccelerator):
         log.warning("precision=%s cannot run on a CPU; here it runs as %s", cfg.trainer.precision, fallback)

@@ -24,6 +24,7 @@ from trainlab import CONF, CONF_MODULE, import_from_cwd
 from trainlab.config.habits import adapted
 from trainlab.config.schema import check_replicates
 from trainlab.errors import ConfigError, as_trainlab_error, exit_with
+from trainlab.run.world import run_name
 
 log = logging.getLogger("trainlab")
 
@@ -38,6 +39,7 @@ def replicate_seeds(replicates, seed) -> str:
 
 
 OmegaConf.register_new_resolver("replicate_seeds", replicate_seeds, replace=True)
+OmegaConf.register_new_resolver("run_name", run_name, replace=True)  # hydra.run.dir: one folder per launch
 
 
 def run_job(cfg: DictConfig) -> float | None:

@@ -10,7 +10,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from trainlab.config import schema
 from trainlab.errors import ConfigError
 from trainlab.nn.precision import PRECISIONS
-from trainlab.run import summary, tracking
+from trainlab.run import summary, tracking, world
 from trainlab.run.build import build_run
 from trainlab.run.console import one_line_per_message, print_config
 from trainlab.run.job import job_identity
@@ -45,7 +45,12 @@ def train_and_test(cfg: DictConfig) -> dict:
     trainer, module = run.trainer, run.module
     with tracking.tracked(trainer, cfg, run.memory), summary.failure_recorded(run, out, record, started):
         # Checkpoints are our own, but load them as plain data all the same (weights_only).
-        trainer.fit(module, datamodule=run.datamodule, ckpt_path=resume_from, weights_only=True)
+        try:
+            trainer.fit(module, datamodule=run.datamodule, ckpt_path=resume_from, weights_only=True)
+        except torch.distributed.DistError as error:
+            if trainer.global_step:  # a world that formed and later broke: its own error says more
+                raise
+            raise world.not_formed(error, cfg.trainer) from error
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         # Test once, on the best checkpoint when one was saved (else the final weights).
         tested = trainer.test(module, datamodule=run.datamodule, ckpt_path=best or None, verbose=False, weights_only=True)
@@ -58,6 +63,7 @@ def prepare(cfg: DictConfig, identity: dict) -> None:
     if cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():
         raise ConfigError("trainer.accelerator", "trainer=gpu but torch sees no CUDA GPU here; "
                           "use trainer=cpu or trainer=default")
+    world.check_world(cfg.trainer)
     tracking.prepare(cfg, identity)
     adapt_to_precision(cfg)
     threads = cfg.get("threads") or job_threads(identity)

@@ -1,0 +1,107 @@
+"""The LightningModule (trainlab.nn.module.Classifier) stepped by hand: predictions, the per-loader sums, the
+history a checkpoint carries, and the rows it writes to loggers. Whole fits are in test_train."""
+from __future__ import annotations
+
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch.loggers import Logger
+from lightning.pytorch.trainer.states import TrainerFn
+from torch import nn
+
+from trainlab.nn.module import STEP_LOSS, Classifier, log_to_loggers
+
+
+class Rows(Logger):
+    """A Lightning logger that keeps what it is given."""
+
+    def __init__(self):
+        super().__init__()
+        self.rows = []
+
+    name, version = "rows", 0
+
+    def log_metrics(self, metrics, step=None):
+        self.rows.append((dict(metrics), step))
+
+    def log_hyperparams(self, params, *args, **kwargs):
+        pass
+
+
+def classifier(num_classes: int, weights: list[list[float]]) -> Classifier:
+    net = nn.Linear(2, len(weights), bias=False)
+    with torch.no_grad():
+        net.weight.copy_(torch.tensor(weights))
+    return Classifier(net, num_classes, optimizer=lambda params: torch.optim.SGD(params, lr=0.1))
+
+
+def test_predictions_of_many_classes_are_the_largest_logit_with_softmax_probabilities():
+    module = classifier(3, [[1, 0], [0, 1], [-1, -1]])
+    x, y = torch.tensor([[2.0, 0.0], [0.0, 3.0], [-2.0, -2.0]]), torch.tensor([0, 1, 1])
+    classes, labels, probabilities = module.predict_step((x, y), 0)
+    assert classes.tolist() == [0, 1, 2] and labels is y
+    assert torch.allclose(probabilities, torch.softmax(x @ module.net.weight.T, dim=-1))
+
+
+def test_predictions_of_two_classes_come_from_one_logit_and_its_sigmoid():
+    module = classifier(2, [[1, -1]])
+    x, y = torch.tensor([[2.0, 0.0], [0.0, 1.0]]), torch.tensor([1, 0])
+    classes, labels, probabilities = module.predict_step((x, y), 0)
+    positive = torch.sigmoid(torch.tensor([2.0, -1.0]))
+    assert classes.tolist() == [1, 0] and labels is y
+    assert torch.allclose(probabilities, torch.stack([1 - positive, positive], dim=1))
+
+
+def test_the_second_validation_loader_is_the_training_sample_measured_as_val_is():
+    module = classifier(3, [[1, 0], [0, 1], [-1, -1]])
+    batch = (torch.tensor([[2.0, 0.0], [0.0, 3.0]]), torch.tensor([0, 0]))
+    module.validation_step(batch, 0)
+    module.validation_step(batch, 0, dataloader_idx=1)
+    module.validation_step(batch, 0, dataloader_idx=1)
+    assert (module.sums["val"].count, module.sums["train"].count) == (2, 4)
+    loss, acc, count = module.sums["train"].read(lambda local: local)
+    assert (acc, count) == (0.5, 4) and loss == pytest.approx(module.sums["val"].read(lambda local: local)[0])
+
+
+def attached(module: Classifier, fn: TrainerFn) -> Classifier:
+    trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    trainer.state.fn = fn
+    module.trainer = trainer
+    return module
+
+
+def test_a_checkpoint_carries_the_history_and_a_resumed_fit_takes_it_back():
+    saved = classifier(3, [[1, 0], [0, 1], [-1, -1]])
+    saved.history = [{"epoch": 0, "val/loss": 1.5}, {"epoch": 1, "val/loss": 1.2}]
+    checkpoint = {"epoch": 1}
+    saved.on_save_checkpoint(checkpoint)
+    assert checkpoint["history"] == saved.history
+    resumed = attached(classifier(3, [[0, 0]] * 3), TrainerFn.FITTING)
+    resumed.on_load_checkpoint(checkpoint)
+    assert resumed.history == saved.history and resumed.loaded_epoch is None
+
+
+def test_a_checkpoint_loaded_for_testing_keeps_the_whole_history_and_names_its_epoch():
+    module = attached(classifier(3, [[0, 0]] * 3), TrainerFn.TESTING)
+    module.history = [{"epoch": e} for e in range(5)]
+    module.on_load_checkpoint({"epoch": 2, "history": [{"epoch": 0}]})
+    assert module.loaded_epoch == 2 and len(module.history) == 5
+
+
+def test_a_checkpoint_without_a_history_resumes_with_an_empty_one():
+    module = attached(classifier(3, [[0, 0]] * 3), TrainerFn.FITTING)
+    module.history = [{"epoch": 0}]
+    module.on_load_checkpoint({"epoch": 0})
+    assert module.history == []
+
+
+def test_loading_through_lightning_points_to_trainlabs_loader():
+    with pytest.raises(TypeError, match=r"use trainlab.run.build.load_module\('runs/x/last.ckpt'\) instead"):
+        Classifier.load_from_checkpoint("runs/x/last.ckpt")
+
+
+def test_rows_written_to_loggers_carry_the_epoch_and_the_step():
+    trainer = L.Trainer(logger=[Rows(), Rows()], enable_checkpointing=False, enable_progress_bar=False)
+    trainer.fit_loop.epoch_progress.current.completed = 3  # trainer.current_epoch
+    log_to_loggers(trainer, {STEP_LOSS: 0.25})
+    assert [logger.rows for logger in trainer.loggers] == [[({STEP_LOSS: 0.25, "epoch": 3}, 0)]] * 2

@@ -95,5 +95,6 @@ bench: setup
 	$(PY) bench/startup.py
 	$(PY) bench/study.py
 	$(PY) bench/sweep.py
+	$(PY) bench/search_workers.py
 	$(PY) bench/text_bow.py
 	$(PY) bench/fault_injection.py

@@ -138,6 +138,7 @@ def test_the_ddp_preset_states_its_world_timeout_and_syncs_batch_norm():
     assert cfg.trainer.sync_batchnorm is True
 
 
+@pytest.mark.full  # a subprocess: the slow tier
 def test_num_nodes_without_a_launcher_exits_2_at_once_writing_nothing(tmp_path):
     result = run_cli("trainer=ddp", "trainer.devices=1", "trainer.num_nodes=2", "data=digits",
                      f"hydra.run.dir={tmp_path / 'run'}")

@@ -2,6 +2,8 @@
 history a checkpoint carries, and the rows it writes to loggers. Whole fits are in test_train."""
 from __future__ import annotations
 
+import math
+
 import lightning as L
 import pytest
 import torch
@@ -9,7 +11,7 @@ from lightning.pytorch.loggers import Logger
 from lightning.pytorch.trainer.states import TrainerFn
 from torch import nn
 
-from trainlab.nn.module import STEP_LOSS, Classifier, log_to_loggers
+from trainlab.nn.module import STEP_LOSS, Classifier, EpochSums, log_to_loggers
 
 
 class Rows(Logger):
@@ -105,3 +107,28 @@ def test_rows_written_to_loggers_carry_the_epoch_and_the_step():
     trainer.fit_loop.epoch_progress.current.completed = 3  # trainer.current_epoch
     log_to_loggers(trainer, {STEP_LOSS: 0.25})
     assert [logger.rows for logger in trainer.loggers] == [[({STEP_LOSS: 0.25, "epoch": 3}, 0)]] * 2
+
+
+def test_epoch_sums_weigh_each_batch_by_its_size_and_reset_when_read():
+    sums = EpochSums()
+    assert sums.read(lambda local: local) is None  # nothing measured yet
+    sums.update(torch.tensor(1.0), torch.tensor([0, 1, 2]), torch.tensor([0, 1, 1]))  # 3 samples, 2 right
+    sums.update(torch.tensor(4.0), torch.tensor([1]), torch.tensor([1]))  # 1 sample, right
+    loss, acc, count = sums.read(lambda local: local)
+    assert (loss, acc, count) == (pytest.approx((3 * 1.0 + 4.0) / 4), 0.75, 4)
+    assert sums.read(lambda local: local) is None  # read once: the next epoch starts from nothing
+
+
+def test_epoch_sums_are_summed_over_ranks_before_the_means():
+    sums = EpochSums()
+    sums.update(torch.tensor(2.0), torch.tensor([0, 0]), torch.tensor([0, 1]))
+    # Another rank with the same counts: summed loss, correct and samples double, and the means stay.
+    loss, acc, count = sums.read(lambda local: local * 2)
+    assert (loss, acc, count) == (pytest.approx(2.0), 0.5, 4)
+
+
+def test_a_nan_loss_makes_the_epochs_mean_nan():
+    sums = EpochSums()
+    sums.update(torch.tensor(float("nan")), torch.tensor([0]), torch.tensor([0]))
+    sums.update(torch.tensor(1.0), torch.tensor([0]), torch.tensor([0]))
+    assert math.isnan(sums.read(lambda local: local)[0])

@@ -225,6 +225,7 @@ def test_storages_sqlite_and_journal_file_hold_a_study(tmp_path):
     assert os.path.isfile(tmp_path / "deeper" / "b.log")
 
 
+@pytest.mark.full  # three subprocesses: the slow tier
 @pytest.mark.parametrize(("override", "line"), [
     ("hydra.sweeper.storage=redis://lab:s3cret@host/0", "error: hydra.sweeper.storage: redis://lab:***@host/0 is no"),
     ("hydra.sweeper.sampler._target_=optuna.samplers.Nope", "error: hydra.sweeper.sampler: optuna.samplers.Nope is"),

@@ -62,6 +62,13 @@ def test_attempts_of_one_scheduler_job_are_counted_in_its_run_folder(tmp_path, s
     assert earlier_attempts(tmp_path) == 0
 
 
+def test_only_rank_0_of_a_job_records_its_attempts(tmp_path, submitit_job):
+    submitit_job.setenv("SUBMITIT_LOCAL_GLOBALID", "1")
+    assert note_attempt(tmp_path) == 0 and not (tmp_path / SCHEDULER_RECORD).exists()
+    submitit_job.setenv("SUBMITIT_LOCAL_GLOBALID", "0")
+    assert note_attempt(tmp_path) == 0 and [p.name for p in tmp_path.iterdir()] == [SCHEDULER_RECORD]
+
+
 def test_a_requeued_attempt_may_open_its_own_run_folder_and_no_other_may(tmp_path, submitit_job):
     cfg = OmegaConf.create({"paths": {"output_dir": str(tmp_path)}})
     (tmp_path / "checkpoints").mkdir()
@@ -119,11 +126,12 @@ def test_a_world_launched_as_the_trainer_expects_passes(monkeypatch, environment
     ({}, "2026-12-03_10-00-00_000000"),
     ({"TORCHELASTIC_RUN_ID": "lab-7"}, "torchrun-lab-7"),
     ({"TORCHELASTIC_RUN_ID": "none"}, "2026-12-03_10-00-00_000000"),  # torchrun's default id: no shared name
-    ({"SLURM_NTASKS": "8", "SLURM_JOB_ID": "991", "SLURM_STEP_ID": "2"}, "slurm-991.2"),
-    ({"SLURM_NTASKS": "1", "SLURM_JOB_ID": "991"}, "2026-12-03_10-00-00_000000"),  # one process: its own time
+    ({"SLURM_STEP_NUM_TASKS": "8", "SLURM_JOB_ID": "991", "SLURM_STEP_ID": "2"}, "slurm-991.2"),
+    ({"SLURM_STEP_NUM_TASKS": "1", "SLURM_JOB_ID": "991", "SLURM_STEP_ID": "0"}, "2026-12-03_10-00-00_000000"),
+    ({"SLURM_NTASKS": "8", "SLURM_JOB_ID": "991"}, "2026-12-03_10-00-00_000000"),  # the batch script, no srun
 ])
 def test_the_processes_of_one_launch_share_one_run_folder_name(monkeypatch, environment, name):
-    for variable in ("TORCHELASTIC_RUN_ID", "SLURM_NTASKS", "SLURM_JOB_ID", "SLURM_STEP_ID"):
+    for variable in ("TORCHELASTIC_RUN_ID", "SLURM_NTASKS", "SLURM_JOB_ID", "SLURM_STEP_ID", "SLURM_STEP_NUM_TASKS"):
         monkeypatch.delenv(variable, raising=False)
     for variable, value in environment.items():
         monkeypatch.setenv(variable, value)
@@ -134,7 +142,7 @@ def test_the_ddp_preset_states_its_world_timeout_and_syncs_batch_norm():
     with initialize_config_module(config_module=CONF_MODULE, version_base="1.3"):
         cfg = compose("train", overrides=["trainer=ddp"])
     strategy = instantiate(cfg.trainer.strategy)
-    assert isinstance(strategy, DDPStrategy) and strategy._timeout == timedelta(seconds=120)  # pinned: private
+    assert isinstance(strategy, DDPStrategy) and strategy._timeout == timedelta(seconds=300)  # pinned: private
     assert cfg.trainer.sync_batchnorm is True
 
 

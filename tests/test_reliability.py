@@ -254,7 +254,7 @@ def test_a_world_that_never_forms_fails_within_its_timeout_with_one_line(tmp_pat
     _, stderr = lonely.communicate(timeout=120)
     assert lonely.returncode == 1
     (line,) = [line for line in stderr.splitlines() if line.startswith("error:")]
-    assert line.startswith("error: the DDP world did not form within 5 s (trainer.strategy.timeout.seconds)")
+    assert line.startswith("error: the DDP processes did not all join within 5 s (trainer.strategy.timeout.seconds)")
     assert "torchrun --nnodes 2" in line and "Traceback" not in stderr
 
 

@@ -17,7 +17,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState
 
 from trainlab.errors import ConfigError
-from trainlab.run.search import Search, open_storage, search_space, trial_seed, worker_name
+from trainlab.run.search import Search, counted, open_storage, search_space, trial_seed, worker_name
 
 from conftest import run_cli
 
@@ -190,6 +190,38 @@ def test_a_study_of_another_direction_or_metric_is_refused_untouched(tmp_path, o
     with pytest.raises(ConfigError, match=f"^{key}: study 'toy' in sqlite:.* maximizes val/acc, not"):
         search(storage, n_trials=4, **options).run(toy_launcher(tmp_path / "b"), [], tmp_path / "b")
     assert len(load(storage).trials) == 2 and not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("a=tag(log, interval(0, 1))", "tag\\(log, interval\\(0, 1\\)\\) is no space Optuna samples"),
+    ("a=interval(1.0, 0.5)", "interval\\(1.0, 0.5\\) is no space Optuna samples \\(`low <= high` must hold"),
+    ("a=range(5, 1)", "range\\(5, 1\\) is no space Optuna samples \\(it holds no value\\)"),
+])
+def test_a_space_optuna_cannot_sample_is_refused_naming_its_key(override, message):
+    with pytest.raises(ConfigError, match=f"^hydra.sweeper.params.a: {message}"):
+        search_space([override])
+
+
+def test_a_resumed_study_keeps_each_keys_space(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    search(storage, n_trials=2).run(toy_launcher(tmp_path / "a"), [], tmp_path / "a")
+    widened = search(storage, n_trials=4, params={**SPACE, "model.width": "choice(256, 512)"})
+    with pytest.raises(ConfigError, match="^hydra.sweeper.params: .*name a new study"):
+        widened.run(toy_launcher(tmp_path / "b"), [], tmp_path / "b")
+    assert [t.state for t in load(storage).trials][2:] == [TrialState.FAIL]  # not left RUNNING
+
+
+def test_a_trial_numbered_past_n_trials_is_stood_down_and_left_out(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    first = search(storage, n_trials=2)
+    first.run(toy_launcher(tmp_path / "a"), [], tmp_path / "a")
+    study = first.open_study()
+    assert first.ask(study, search_space([f"{k}={v}" for k, v in SPACE.items()])[0]) is None  # another worker's race
+    assert [t.user_attrs.get("surplus", False) for t in load(storage).trials] == [False, False, True]
+    assert len(counted(study)) == 2
+    first.run(toy_launcher(tmp_path / "b"), [], tmp_path / "b")  # nothing left to do: no folder, no trial
+    assert len(load(storage).trials) == 3 and not (tmp_path / "b" / "3").exists()
+    assert OmegaConf.load(tmp_path / "b" / "optimization_results.yaml").trials == {"complete": 2}
 
 
 @pytest.mark.parametrize(("options", "key", "message"), [

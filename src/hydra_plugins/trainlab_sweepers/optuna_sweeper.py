@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 class OptunaSweeper(Sweeper):
     def __init__(self, **options) -> None:
-        self.options = options  # read again, resolved, from the whole config in sweep()
+        pass  # the options are read, resolved against the whole config, in sweep()
 
     def setup(self, *, hydra_context, task_function, config: DictConfig) -> None:
         self.config = config

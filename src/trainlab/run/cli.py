@@ -44,12 +44,14 @@ OmegaConf.register_new_resolver("run_name", run_name, replace=True)  # hydra.run
 
 def run_job(cfg: DictConfig) -> float | None:
     """Train and test; returns the metric a sweeper optimises (NaN for a failed job of a sweep)."""
-    from trainlab.run.job import job_identity
+    from trainlab.run.job import job_identity, scheduler_job
     from trainlab.run.pipeline import train_and_test
     from trainlab.run.summary import optimized_value, record_failure
 
-    # SIGTERM (a scheduler's stop) behaves like Ctrl-C: interrupt_checkpoint saves before exit.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # SIGTERM (a scheduler's stop) behaves like Ctrl-C: interrupt_checkpoint saves before exit. Not under submitit,
+    # which ignores SIGTERM on purpose: on preemption SLURM sends it first, then the signal submitit requeues on.
+    if scheduler_job() is None:
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
     identity = job_identity()
     try:
         if check_replicates(cfg.get("replicates", 1)) > 1 and not identity["group"]:

@@ -31,3 +31,12 @@ def scheduler_job() -> str | None:
     import submitit
 
     return str(submitit.JobEnvironment().job_id)
+
+
+def scheduler_rank() -> int:
+    """This task's global rank in its submitit job (0 for a job of one task, or without submitit)."""
+    if not os.environ.get("SUBMITIT_EXECUTOR"):
+        return 0
+    import submitit
+
+    return submitit.JobEnvironment().global_rank

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import pickle
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from trainlab.errors import ConfigError
 from trainlab.overrides import override_key
-from trainlab.run.job import scheduler_job
+from trainlab.run.job import scheduler_job, scheduler_rank
 
 log = logging.getLogger("trainlab")
 SCHEDULER_RECORD = "scheduler.json"  # a submitit job's id and attempts, in its run folder
@@ -115,10 +116,13 @@ def earlier_attempts(out: Path) -> int:
 
 
 def note_attempt(out: Path) -> int:
-    """Records this attempt of a scheduler's job in its run folder; returns how many came before (requeues)."""
+    """Records this attempt of a scheduler's job in its run folder; returns how many came before (requeues).
+    Rank 0 of the job writes it, whole or not at all (a rename), so the job's other tasks never read half a file."""
     before = earlier_attempts(out)
-    if job := scheduler_job():
-        (out / SCHEDULER_RECORD).write_text(json.dumps({"job": job, "attempts": before + 1}))
+    if (job := scheduler_job()) and scheduler_rank() == 0:
+        written = out / f".{SCHEDULER_RECORD}.{os.getpid()}"
+        written.write_text(json.dumps({"job": job, "attempts": before + 1}))
+        os.replace(written, out / SCHEDULER_RECORD)
     return before
 
 

@@ -30,7 +30,6 @@ log = logging.getLogger("trainlab")
 
 DATABASES = ("sqlite", "postgresql", "mysql")  # SQLAlchemy's URL schemes Optuna's RDBStorage is tested on
 DRIVERS = {"postgresql": "psycopg2-binary", "mysql": "pymysql"}
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 
 def open_storage(url: str | None):
@@ -73,16 +72,24 @@ def search_space(overrides: list[str]) -> tuple[dict[str, BaseDistribution], dic
         if key == "seed":
             raise ConfigError("seed", "a search draws settings, not seeds: give one seed (and no replicates); repeat "
                               "the best setting over seeds afterwards with -m seed=range(5)")
-        if override.is_interval_sweep():
-            interval = override.value()  # Hydra's interval is always of floats: range() gives integers
-            space[key] = FloatDistribution(interval.start, interval.end, log="log" in interval.tags)
-            continue
-        values = list(override.sweep_iterator(transformer=Transformer.encode))
-        if override.is_range_sweep() and all(isinstance(v, int) for v in values):
-            space[key] = IntDistribution(values[0], values[-1], step=values[1] - values[0] if len(values) > 1 else 1)
-        else:
-            space[key] = CategoricalDistribution(values)
+        try:
+            space[key] = _distribution(override)
+        except ValueError as error:  # Optuna's own checks: low above high, log of 0
+            raise ConfigError(f"hydra.sweeper.params.{key}", f"{override.input_line.split('=', 1)[1]} is no space "
+                              f"Optuna samples ({error})") from None
     return space, fixed
+
+
+def _distribution(override) -> BaseDistribution:
+    if override.is_interval_sweep():
+        interval = override.value()  # Hydra's interval is always of floats: range() gives integers
+        return FloatDistribution(interval.start, interval.end, log="log" in interval.tags)
+    values = list(override.sweep_iterator(transformer=Transformer.encode))
+    if not values:
+        raise ValueError("it holds no value")
+    if override.is_range_sweep() and all(isinstance(v, int) for v in values):
+        return IntDistribution(values[0], values[-1], step=values[1] - values[0] if len(values) > 1 else 1)
+    return CategoricalDistribution(values)
 
 
 def suggest(trial: optuna.Trial, name: str, distribution: BaseDistribution):
@@ -104,13 +111,13 @@ def worker_name() -> str:
 
 
 def fail_orphans(study: optuna.Study) -> None:
-    """Trials left RUNNING by a worker on this machine that is gone (killed, preempted) fail, so a resumed search
-    replaces them; a worker elsewhere cannot be checked from here and keeps its trials."""
+    """Trials left RUNNING by a worker on this machine that is gone (killed, preempted) fail: they count toward
+    n_trials as failed trials. A worker elsewhere cannot be checked from here, and its trials stay RUNNING."""
     host = socket.gethostname()
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker_host, _, pid = str(trial.user_attrs.get("worker", "")).rpartition(":")
         if worker_host == host and pid.isdigit() and not _alive(int(pid)):
-            study.tell(trial.number, state=TrialState.FAIL)
+            study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)  # another worker may be first
             log.warning(f"trial {trial.number}: its worker (pid {pid}) is gone; told as failed")
 
 
@@ -167,12 +174,22 @@ class Search:
         fail_orphans(study)
         return study
 
-    def ask(self, study: optuna.Study, space: dict[str, BaseDistribution]) -> optuna.Trial:
+    def ask(self, study: optuna.Study, space: dict[str, BaseDistribution]) -> optuna.Trial | None:
+        """The next trial with its setting drawn; None when another worker took the study's last one meanwhile."""
         trial = study.ask()
+        if trial.number >= self.n_trials:  # two workers counted the same trials left: the later one stands down
+            trial.set_user_attr("surplus", True)
+            study.tell(trial, state=TrialState.FAIL)
+            return None
         trial.set_user_attr("worker", worker_name())
         study.sampler = self.sampler_for(trial.number)  # trial n draws from its own seed, whoever asks for it
-        for name, distribution in space.items():
-            suggest(trial, name, distribution)
+        try:
+            for name, distribution in space.items():
+                suggest(trial, name, distribution)
+        except ValueError as error:  # a resumed study drew this key from another space
+            study.tell(trial, state=TrialState.FAIL)
+            raise ConfigError("hydra.sweeper.params", f"{error}; a study keeps each key's space: name a new study "
+                              "(hydra.sweeper.study_name=...) to search another") from None
         return trial
 
     def run(self, launch, arguments: list[str], sweep_dir: Path) -> None:
@@ -182,14 +199,16 @@ class Search:
         log.info(f"Optuna study {self.study_name!r} in {masked(self.storage_url or 'memory')}: "
                  f"{self.direction} {self.metric}, {self.n_trials} trials")
         self.exhausted = False
-        while not self.exhausted and (left := self.n_trials - len(study.get_trials(deepcopy=False))) > 0:
-            trials = [self.ask(study, space) for _ in range(min(left, self.n_jobs))]
+        while not self.exhausted and (left := self.n_trials - len(counted(study))) > 0:
+            trials = [trial for _ in range(min(left, self.n_jobs)) if (trial := self.ask(study, space))]
+            if not trials:
+                break
             for batch in _consecutive(trials):
                 overrides = [[*(f"{k}={v}" for k, v in trial.params.items()), *fixed.values()]
                              for trial in batch]
                 for trial, result in zip(batch, launch(overrides, batch[0].number), strict=True):
                     self.tell(study, trial, result)
-            failed = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
+            failed = sum(t.state == TrialState.FAIL for t in counted(study))
             if failed > self.max_failures:
                 log.error(f"search stopped: {failed} of {self.n_trials} trials failed, more than "
                           f"max_failure_rate={self.max_failures / self.n_trials:g} allows; the report lists why")
@@ -216,6 +235,11 @@ class Search:
             self.exhausted = True
 
 
+def counted(study: optuna.Study) -> list:
+    """The study's trials, but those a worker stood down (see Search.ask)."""
+    return [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("surplus")]
+
+
 def failure_reason(result) -> str | None:
     summary = Path(result.hydra_cfg.hydra.runtime.output_dir) / "summary.json"
     return yaml.safe_load(summary.read_text()).get("error") if summary.exists() else None
@@ -234,7 +258,7 @@ def _consecutive(trials: list[optuna.Trial]) -> list[list[optuna.Trial]]:
 
 def write_results(study: optuna.Study, sweep_dir: Path) -> None:
     """optimization_results.yaml in the sweep folder: the best setting so far and the count of each trial state."""
-    trials = study.get_trials(deepcopy=False)
+    trials = counted(study)
     results = {"name": "optuna", "study_name": study.study_name,
                "trials": {state.name.lower(): sum(t.state == state for t in trials) for state in TrialState
                           if any(t.state == state for t in trials)},

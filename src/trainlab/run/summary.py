@@ -126,8 +126,8 @@ def failure_recorded(run: Run, out: Path, record: dict, started: float):
     try:
         yield
     except BaseException as error:
-        # submitit stops a job it requeues (time limit, preemption) by raising SystemExit in it: not a failure
-        stopped = isinstance(error, SystemExit) and scheduler_job() is not None
+        # submitit stops a job it requeues (time limit, preemption) with sys.exit: -1 on SLURM, 144 locally
+        stopped = isinstance(error, SystemExit) and error.code in (-1, 144) and scheduler_job() is not None
         summary = {**build_summary(run.module, run.trainer, {}, time.perf_counter() - started), **record,
                    "status": "requeued" if stopped else "failed",
                    "error": "stopped by the scheduler (time limit or preemption); its next attempt continues from "

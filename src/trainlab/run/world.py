@@ -47,7 +47,8 @@ def not_formed(error: BaseException, trainer: DictConfig) -> TrainlabError:
     within = f" within {seconds} s (trainer.strategy.timeout.seconds)" if seconds else ""
     nodes, devices = trainer.get("num_nodes") or 1, trainer.get("devices")
     first = (str(error).splitlines() or [type(error).__name__])[0]
-    return TrainlabError(f"the DDP world did not form{within}: {first}; {HOW.format(nodes=nodes, devices=devices)}")
+    return TrainlabError(f"the DDP processes did not all join{within}: {first}; "
+                         f"{HOW.format(nodes=nodes, devices=devices)}")
 
 
 def run_name(stamp: str) -> str:
@@ -56,6 +57,6 @@ def run_name(stamp: str) -> str:
     run_id = os.environ.get("TORCHELASTIC_RUN_ID")
     if run_id not in (None, "", "none"):
         return f"torchrun-{run_id}"
-    if int(os.environ.get("SLURM_NTASKS", "1")) > 1 and "SLURM_JOB_ID" in os.environ:
-        return f"slurm-{os.environ['SLURM_JOB_ID']}.{os.environ.get('SLURM_STEP_ID', '0')}"
+    if "SLURM_STEP_ID" in os.environ and int(os.environ.get("SLURM_STEP_NUM_TASKS", "1")) > 1:  # tasks of one srun
+        return f"slurm-{os.environ['SLURM_JOB_ID']}.{os.environ['SLURM_STEP_ID']}"
     return stamp

@@ -51,8 +51,10 @@ def check(tmp: Path, storage: str, workers: int, trials: int) -> None:
     study = optuna.load_study(study_name="trainlab", storage=open_storage(storage))
     states = {t.state.name for t in study.trials}
     distinct = {tuple(sorted(t.params.items())) for t in study.trials}
-    numbers = sorted(int(p.name.split("_")[0]) for n in range(workers) for p in (tmp / f"worker{n}").glob("*_*"))
-    per_worker = [len(list((tmp / f"worker{n}").glob("*_*"))) for n in range(workers)]
+    folders = [[p for p in (tmp / f"worker{n}").glob("*_*") if p.is_dir() and p.name.split("_")[0].isdigit()]
+               for n in range(workers)]
+    numbers = sorted(int(p.name.split("_")[0]) for mine in folders for p in mine)
+    per_worker = [len(mine) for mine in folders]
     print(f"  {workers} worker(s): {len(study.trials)} trials {sorted(states)}, {len(distinct)} distinct, "
           f"trials per worker {per_worker}")
     if len(study.trials) != trials or states != {"COMPLETE"} or len(distinct) != trials or numbers != list(range(trials)):

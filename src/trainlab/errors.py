@@ -55,6 +55,11 @@ def as_trainlab_error(error: BaseException) -> TrainlabError | None:
     return None
 
 
+def first_line(error: BaseException) -> str:
+    """An error's message in one line (its class name when it has none), for a summary or a trial's reason."""
+    return (str(error).splitlines() or [type(error).__name__])[0]
+
+
 def exit_with(error: TrainlabError) -> None:
     """Print the error's one line and exit with its code."""
     print(error.line(), file=sys.stderr)

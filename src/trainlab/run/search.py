@@ -12,6 +12,7 @@ import logging
 import math
 import os
 import socket
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ from hydra.utils import instantiate
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from trainlab.errors import ConfigError
+from trainlab.errors import ConfigError, first_line
 from trainlab.run.tracking import masked
 
 log = logging.getLogger("trainlab")
@@ -219,13 +220,12 @@ class Search:
         try:
             value = result.return_value
         except Exception as error:  # the job raised past trainlab's own handling: a bug, told with its message
-            value, reason = None, f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+            value, reason = None, f"{type(error).__name__}: {first_line(error)}"
         else:
             reason = failure_reason(result)
-        if value is None or not math.isfinite(value):
-            trial.set_user_attr("failure", reason or f"no {self.metric} to optimise")
         try:
-            if trial.user_attrs.get("failure"):
+            if value is None or not math.isfinite(value):
+                trial.set_user_attr("failure", reason or f"no {self.metric} to optimise")
                 study.tell(trial, state=TrialState.FAIL)
             else:
                 study.tell(trial, float(value))
@@ -260,8 +260,7 @@ def write_results(study: optuna.Study, sweep_dir: Path) -> None:
     """optimization_results.yaml in the sweep folder: the best setting so far and the count of each trial state."""
     trials = counted(study)
     results = {"name": "optuna", "study_name": study.study_name,
-               "trials": {state.name.lower(): sum(t.state == state for t in trials) for state in TrialState
-                          if any(t.state == state for t in trials)},
+               "trials": dict(Counter(t.state.name.lower() for t in trials)),
                "failures": {t.number: t.user_attrs.get("failure", "its worker stopped") for t in trials
                             if t.state == TrialState.FAIL}}
     if any(t.state == TrialState.COMPLETE for t in trials):

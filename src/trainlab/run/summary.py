@@ -15,6 +15,7 @@ import torch
 from omegaconf import DictConfig
 from torchmetrics.functional.classification import multiclass_confusion_matrix
 
+from trainlab.errors import first_line
 from trainlab.nn.diagnostics import Diagnostic, FitVerdict
 from trainlab.nn.folding import unfolded
 from trainlab.nn.models import count_parameters
@@ -147,10 +148,6 @@ def record_failure(cfg: DictConfig, error: BaseException, overrides: list[str]) 
 def requeued(record: dict) -> str:
     times = record.get("requeued", 0)
     return f" | requeued {times} time{'s' * (times > 1)}" if times else ""
-
-
-def first_line(error: BaseException) -> str:
-    return (str(error).splitlines() or [type(error).__name__])[0]
 
 
 def optimized_value(cfg: DictConfig, summary: dict) -> float | None:

@@ -7,7 +7,7 @@ import os
 
 from omegaconf import DictConfig, OmegaConf
 
-from trainlab.errors import ConfigError, TrainlabError
+from trainlab.errors import ConfigError, TrainlabError, first_line
 
 HOW = ("start one process per node: torchrun --nnodes {nodes} --nproc-per-node {devices} --rdzv-id <id> "
        "--rdzv-backend c10d --rdzv-endpoint <first node>:29400 train.py ..., or srun under SLURM "
@@ -15,11 +15,14 @@ HOW = ("start one process per node: torchrun --nnodes {nodes} --nproc-per-node {
 
 
 def launched_world() -> tuple[str, int] | None:
-    """The launcher that started this process and how many processes it started in all; None without one."""
-    if os.environ.get("TORCHELASTIC_RUN_ID") is not None:  # torchrun, as torch.distributed.is_torchelastic_launched
+    """The launcher that started this process, as Lightning detects it, and how many processes it started in all;
+    None without one."""
+    from lightning.fabric.plugins.environments import SLURMEnvironment, TorchElasticEnvironment  # in a job only
+
+    if TorchElasticEnvironment.detect():
         return "torchrun", int(os.environ["WORLD_SIZE"])
-    if "SLURM_NTASKS" in os.environ and os.environ.get("SLURM_JOB_NAME") not in ("bash", "interactive"):
-        return "srun", int(os.environ["SLURM_NTASKS"])  # as Lightning's SLURMEnvironment detects it
+    if SLURMEnvironment.detect():
+        return "srun", int(os.environ["SLURM_NTASKS"])
     return None
 
 
@@ -46,8 +49,7 @@ def not_formed(error: BaseException, trainer: DictConfig) -> TrainlabError:
     seconds = OmegaConf.select(strategy, "timeout.seconds") if isinstance(strategy, DictConfig) else None
     within = f" within {seconds} s (trainer.strategy.timeout.seconds)" if seconds else ""
     nodes, devices = trainer.get("num_nodes") or 1, trainer.get("devices")
-    first = (str(error).splitlines() or [type(error).__name__])[0]
-    return TrainlabError(f"the DDP processes did not all join{within}: {first}; "
+    return TrainlabError(f"the DDP processes did not all join{within}: {first_line(error)}; "
                          f"{HOW.format(nodes=nodes, devices=devices)}")
 
 

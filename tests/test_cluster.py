@@ -5,13 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from hydra import compose, initialize_config_module
 from hydra.utils import instantiate
 from lightning.pytorch.strategies import DDPStrategy
 from omegaconf import OmegaConf
 
-from trainlab import CONF_MODULE
 from trainlab.errors import ConfigError
+from trainlab.run.build import compose_config
 from trainlab.run.job import scheduler_job
 from trainlab.run.pipeline import job_threads
 from trainlab.run.resume import SCHEDULER_RECORD, earlier_attempts, note_attempt, open_run_folder
@@ -21,8 +20,7 @@ from conftest import run_cli
 
 
 def launcher(*overrides: str) -> dict:
-    with initialize_config_module(config_module=CONF_MODULE, version_base="1.3"):
-        cfg = compose("train", overrides=list(overrides), return_hydra_config=True)
+    cfg = compose_config(*overrides, output_dir="outputs", return_hydra_config=True)
     return OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
 
 
@@ -139,8 +137,7 @@ def test_the_processes_of_one_launch_share_one_run_folder_name(monkeypatch, envi
 
 
 def test_the_ddp_preset_states_its_world_timeout_and_syncs_batch_norm():
-    with initialize_config_module(config_module=CONF_MODULE, version_base="1.3"):
-        cfg = compose("train", overrides=["trainer=ddp"])
+    cfg = compose_config("trainer=ddp", output_dir="outputs")
     strategy = instantiate(cfg.trainer.strategy)
     assert isinstance(strategy, DDPStrategy) and strategy._timeout == timedelta(seconds=300)  # pinned: private
     assert cfg.trainer.sync_batchnorm is True

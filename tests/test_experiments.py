@@ -9,6 +9,8 @@ import optuna
 import pytest
 import yaml
 
+from trainlab.run.search import open_storage
+
 from conftest import ROOT, run_cli
 
 pytestmark = pytest.mark.full  # the slow tier: `make test-full`
@@ -60,7 +62,7 @@ SEARCH = ("hparams_search=optuna", "data=digits", "trainer.max_epochs=1", "logge
 
 
 def trials_of(storage, name="trainlab"):
-    return optuna.load_study(study_name=name, storage=storage).trials
+    return optuna.load_study(study_name=name, storage=open_storage(storage)).trials
 
 
 def test_a_requeued_submitit_job_continues_from_its_last_checkpoint(tmp_path, monkeypatch):
@@ -106,6 +108,25 @@ def test_a_search_with_a_diverging_trial_completes_and_reports_the_failure(tmp_p
     assert results["trials"] == {"complete": 1, "fail": 1} and results["best_params"] == {"optim.lr": 0.05}
     assert list(results["failures"].values()) == [failed["error"]]
     assert "failed: loss became nan" in (tmp_path / "report.md").read_text()
+
+
+def test_a_pruned_search_stops_a_hopeless_trial_run_in_a_process_of_its_own(tmp_path):
+    # joblib runs each trial in a worker process, which reaches the study through the journal file.
+    storage = f"journal://{tmp_path / 'study.log'}"
+    result = run_cli("-m", "hydra/sweeper=optuna", "hydra/launcher=joblib", f"hydra.sweeper.storage={storage}",
+                     "hydra.sweeper.sampler._target_=optuna.samplers.BruteForceSampler", "hydra.sweeper.n_trials=2",
+                     "+hydra.sweeper.pruner={_target_: optuna.pruners.ThresholdPruner, lower: 0.5}", "optim=sgd",
+                     "optim.lr=choice(1e-6,0.1)", "data=digits", "trainer.max_epochs=3", "callbacks.early_stopping=null",
+                     "logger=none", f"hydra.sweep.dir={tmp_path / 'sweep'}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = {t.params["optim.lr"]: t for t in trials_of(storage)}
+    assert trials[1e-6].state.name == "PRUNED" and list(trials[1e-6].intermediate_values) == [0]
+    assert trials[0.1].state.name == "COMPLETE" and list(trials[0.1].intermediate_values) == [0, 1, 2]
+    pruned = by_override(summaries(tmp_path / "sweep"), "optim.lr=1e-06")
+    assert pruned["status"] == "completed" and pruned["pruned_at_epoch"] == 0 and len(pruned["history"]) == 1
+    results = yaml.safe_load((tmp_path / "sweep" / "optimization_results.yaml").read_text())
+    assert results["pruned"] == {trials[1e-6].number: 0} and results["best_params"] == {"optim.lr": 0.1}
+    assert "pruned after epoch 0" in (tmp_path / "sweep" / "report.md").read_text()
 
 
 def test_a_killed_search_resumes_its_study_without_repeats(tmp_path, monkeypatch):

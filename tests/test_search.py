@@ -17,7 +17,8 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState
 
 from trainlab.errors import ConfigError
-from trainlab.run.search import Search, counted, open_storage, search_space, trial_seed, worker_name
+from trainlab.run.build import compose_config
+from trainlab.run.search import Search, build_pruner, counted, open_storage, search_space, trial_seed, worker_name
 
 from conftest import run_cli
 
@@ -26,9 +27,9 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 SPACE = {"optim.lr": "tag(log, interval(0.0001, 1.0))", "model.width": "choice(64, 128)"}
 
 
-def toy_launcher(folder, diverge_above=0.3, crash_width=None, seconds=0.0):
+def toy_launcher(folder, diverge_above=0.3, crash_width=None, seconds=0.0, pruned_width=None):
     """Runs 'jobs' as a sweeper's launcher does: one JobReturn per override list, a folder per job number, and a
-    failed job's summary.json saying why, as trainlab's own failed jobs write it."""
+    failed job's summary.json saying why, or a pruned one's after which epoch, as trainlab's own jobs write them."""
     launched = []
 
     def launch(overrides, first):
@@ -43,6 +44,9 @@ def toy_launcher(folder, diverge_above=0.3, crash_width=None, seconds=0.0):
             lr = float(values["optim.lr"])
             if crash_width is not None and values["model.width"] == str(crash_width):
                 result.status, result._return_value = JobStatus.FAILED, RuntimeError("bug in the job")
+            elif pruned_width is not None and values["model.width"] == str(pruned_width):
+                (output / "summary.json").write_text(json.dumps({"status": "completed", "pruned_at_epoch": 1}))
+                result.status, result.return_value = JobStatus.COMPLETED, 0.5
             elif lr > diverge_above:
                 (output / "summary.json").write_text(json.dumps({"status": "failed", "error": "loss became nan"}))
                 result.status, result.return_value = JobStatus.COMPLETED, float("nan")
@@ -119,6 +123,18 @@ def test_a_job_that_raised_is_failed_with_its_exception(tmp_path):
     crashed = [t for t in load(storage).trials if t.params["model.width"] == 128]
     assert crashed and all(t.state == TrialState.FAIL for t in crashed)
     assert {t.user_attrs["failure"] for t in crashed} == {"RuntimeError: bug in the job"}
+
+
+def test_a_pruned_trial_is_told_as_pruned_and_listed_with_its_last_epoch(tmp_path):
+    launch = toy_launcher(tmp_path, diverge_above=2, pruned_width=64)
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    search(storage, n_trials=6).run(launch, [], tmp_path)
+    trials = load(storage).trials
+    pruned = [t.number for t in trials if t.params["model.width"] == 64]
+    assert pruned and [t.number for t in trials if t.state == TrialState.PRUNED] == pruned
+    assert all(t.state == TrialState.COMPLETE for t in trials if t.number not in pruned)
+    results = OmegaConf.load(tmp_path / "optimization_results.yaml")
+    assert results.pruned == dict.fromkeys(pruned, 1) and results.trials.pruned == len(pruned)
 
 
 def test_too_many_failures_stop_the_search(tmp_path):
@@ -231,10 +247,25 @@ def test_a_trial_numbered_past_n_trials_is_stood_down_and_left_out(tmp_path):
     ({"direction": "up"}, "hydra.sweeper.direction", "minimize or maximize"),
     ({"n_trials": 0}, "hydra.sweeper.n_trials", "1 or more"),
     ({"n_jobs": "2"}, "hydra.sweeper.n_jobs", "1 or more"),
+    ({"pruner": {"_target_": "optuna.pruners.NoSuchPruner"}}, "hydra.sweeper.pruner", "no pruner trainlab"),
+    ({"pruner": {"_target_": "optuna.pruners.MedianPruner", "warmup": 1}}, "hydra.sweeper.pruner", "TypeError"),
+    ({"pruner": {"_target_": "optuna.pruners.MedianPruner"}, "metric": "test/acc"}, "hydra.sweeper.pruner",
+     "optimized_metric=test/acc is not"),
+    ({"pruner": {"_target_": "optuna.pruners.MedianPruner"}, "jobs_in_process": False}, "hydra.sweeper.storage",
+     "reaches its study through a storage"),
 ])
 def test_bad_sweeper_options_are_refused_before_any_study(options, key, message):
     with pytest.raises(ConfigError, match=f"^{key}: .*{message}"):
         search(**options)
+
+
+@pytest.mark.parametrize(("preset", "pruner"), [
+    ("median", optuna.pruners.MedianPruner), ("hyperband", optuna.pruners.HyperbandPruner), (None, type(None))])
+def test_the_pruner_presets_build_optunas_pruners_and_none_is_the_default(tmp_path, preset, pruner):
+    chosen = [f"hydra/sweeper/pruner={preset}"] if preset else []
+    cfg = compose_config("hparams_search=optuna", *chosen, output_dir=tmp_path, return_hydra_config=True)
+    chosen = cfg.hydra.sweeper.get("pruner")
+    assert isinstance(build_pruner(chosen and OmegaConf.to_container(chosen)), pruner)
 
 
 @pytest.mark.parametrize(("url", "message"), [
@@ -262,6 +293,7 @@ def test_storages_sqlite_and_journal_file_hold_a_study(tmp_path):
     ("hydra.sweeper.storage=redis://lab:s3cret@host/0", "error: hydra.sweeper.storage: redis://lab:***@host/0 is no"),
     ("hydra.sweeper.sampler._target_=optuna.samplers.Nope", "error: hydra.sweeper.sampler: optuna.samplers.Nope is"),
     ("hydra.sweeper.max_failure_rate=2", "error: hydra.sweeper.max_failure_rate: must be a fraction"),
+    ("+hydra.sweeper.pruner={_target_: optuna.pruners.Nope}", "error: hydra.sweeper.pruner: optuna.pruners.Nope is"),
 ])
 def test_bad_search_input_is_one_line_and_exit_2_leaving_no_folder(tmp_path, override, line):
     result = run_cli("hparams_search=optuna", "data=digits", override, f"hydra.sweep.dir={tmp_path / 'sweep'}")

@@ -25,7 +25,8 @@ class OptunaSweeper(Sweeper):
         options = OmegaConf.to_container(self.config.hydra.sweeper, resolve=True)
         options = {key: value for key, value in options.items() if not key.startswith("_")}
         try:
-            search = Search(**options, metric=self.config.get("optimized_metric"))
+            in_process = self.config.hydra.launcher._target_.endswith("BasicLauncher")  # jobs run in this process
+            search = Search(**options, metric=self.config.get("optimized_metric"), jobs_in_process=in_process)
             search.run(lambda overrides, first: self.launcher.launch(overrides, initial_job_idx=first), arguments,
                        Path(self.config.hydra.sweep.dir))
         except ConfigError as error:  # refused before any trial: the sweep folder made for it goes, if still empty

@@ -32,12 +32,13 @@ log = logging.getLogger("trainlab")
 
 
 
-def compose_config(*overrides: str, output_dir: str | Path) -> DictConfig:
+def compose_config(*overrides: str, output_dir: str | Path, return_hydra_config: bool = False) -> DictConfig:
     """The config `python train.py <overrides>` composes from the package's conf/, writing into `output_dir`."""
     from hydra import compose, initialize_config_module
 
     with initialize_config_module(config_module=CONF_MODULE, version_base="1.3"):
-        return compose("train", overrides=[f"paths.output_dir={output_dir}", *overrides])
+        return compose("train", overrides=[f"paths.output_dir={output_dir}", *overrides],
+                       return_hydra_config=return_hydra_config)
 
 
 def instantiate_node(node: DictConfig, **kwargs):

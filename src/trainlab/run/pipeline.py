@@ -10,7 +10,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from trainlab.config import schema
 from trainlab.errors import ConfigError
 from trainlab.nn.precision import PRECISIONS
-from trainlab.run import summary, tracking, world
+from trainlab.run import pruning, summary, tracking, world
 from trainlab.run.build import build_run
 from trainlab.run.console import one_line_per_message, print_config
 from trainlab.run.job import job_identity
@@ -43,6 +43,8 @@ def train_and_test(cfg: DictConfig) -> dict:
     summary.record_labels(out, run.datamodule)
     record = summary.run_record(run, identity["overrides"]) | ({"requeued": requeues} if requeues else {})
     trainer, module = run.trainer, run.module
+    if prune := pruning.trial_pruning(cfg):  # a trial of an Optuna search with a pruner
+        trainer.callbacks.append(prune)
     with tracking.tracked(trainer, cfg, run.memory), summary.failure_recorded(run, out, record, started):
         # Checkpoints are our own, but load them as plain data all the same (weights_only).
         try:
@@ -51,6 +53,8 @@ def train_and_test(cfg: DictConfig) -> dict:
             if trainer.global_step:  # a world that formed and later broke: its own error says more
                 raise
             raise world.not_formed(error, cfg.trainer) from error
+        if prune and prune.pruned_at is not None:
+            record["pruned_at_epoch"] = prune.pruned_at
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         # Test once, on the best checkpoint when one was saved (else the final weights).
         tested = trainer.test(module, datamodule=run.datamodule, ckpt_path=best or None, verbose=False, weights_only=True)

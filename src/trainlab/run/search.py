@@ -5,6 +5,8 @@ A failed trial (NaN loss, crash, refused config) is told as FAIL with its reason
 than `max_failure_rate` of `n_trials` have failed. `n_trials` counts the whole study, so a resumed search or a second
 worker on the same storage only adds what is missing. Trial n is sampled with a seed made of `seed` and n, and runs
 in the folder numbered n: workers and resumed searches draw distinct settings, and never meet a folder in use.
+With a pruner, each trial reports its val metric per epoch and may stop early (trainlab.run.pruning); it is told
+as PRUNED.
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ log = logging.getLogger("trainlab")
 
 DATABASES = ("sqlite", "postgresql", "mysql")  # SQLAlchemy's URL schemes Optuna's RDBStorage is tested on
 DRIVERS = {"postgresql": "psycopg2-binary", "mysql": "pymysql"}
+ASKED: dict[tuple[str, int], optuna.Trial] = {}  # trials asked in this process: its jobs reach them without a storage
 
 
 def open_storage(url: str | None):
@@ -103,6 +106,32 @@ def suggest(trial: optuna.Trial, name: str, distribution: BaseDistribution):
     return trial.suggest_categorical(name, distribution.choices)
 
 
+def build_pruner(config: dict | None) -> optuna.pruners.BasePruner | None:
+    if not config:
+        return None
+    try:
+        return instantiate(config)
+    except Exception as error:
+        cause = error.__cause__ or error  # Hydra's InstantiationException wraps the ImportError or TypeError
+        raise ConfigError("hydra.sweeper.pruner", f"{config.get('_target_')} is no pruner trainlab can build "
+                          f"({type(cause).__name__}: {first_line(cause)}); pick one of hydra/sweeper/pruner=median, "
+                          "hyperband, or one of optuna.pruners with its own keys") from None
+
+
+def open_trial(study_name: str, storage_url: str | None, pruner: dict | None, number: int) -> optuna.Trial:
+    """Trial `number` of a running search, for its job to report to: the very one asked when the job runs in the
+    sweeper's process, else reopened from the shared storage with the study's pruner."""
+    if (study_name, number) in ASKED:
+        return ASKED[study_name, number]
+    if storage_url is None:
+        raise ConfigError("hydra.sweeper.storage", "a pruned trial run in a process of its own reaches its study "
+                          "through a storage: give sqlite:///<file> or journal://<file>")
+    storage = open_storage(storage_url)
+    study = optuna.load_study(study_name=study_name, storage=storage, pruner=build_pruner(pruner))
+    trial_id = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study_name), number)
+    return optuna.Trial(study, trial_id)
+
+
 def trial_seed(seed: int, number: int) -> int:
     return int(np.random.SeedSequence([seed, number]).generate_state(1)[0])
 
@@ -136,7 +165,8 @@ class Search:
     """One worker of a search: asks for trials until the study holds `n_trials`, `n_jobs` at a time."""
 
     def __init__(self, *, sampler: dict, direction: str, storage: str | None, study_name: str, n_trials: int,
-                 n_jobs: int, max_failure_rate: float, params: dict, metric: str | None):
+                 n_jobs: int, max_failure_rate: float, params: dict, metric: str | None, pruner: dict | None = None,
+                 jobs_in_process: bool = True):
         if not 0 <= max_failure_rate <= 1:
             raise ConfigError("hydra.sweeper.max_failure_rate", f"must be a fraction from 0 to 1, got {max_failure_rate}")
         if direction not in ("minimize", "maximize"):
@@ -146,7 +176,14 @@ class Search:
                 raise ConfigError(f"hydra.sweeper.{key}", f"must be a whole number of 1 or more, got {value!r}")
         self.sampler_config = dict(sampler)
         self.seed = self.sampler_config.pop("seed", None)
-        self.sampler_for(0)  # a sampler Optuna lacks is refused before any study is touched
+        self.sampler_for(0)  # a sampler or pruner Optuna lacks is refused before any study is touched
+        self.pruner = build_pruner(pruner)
+        if self.pruner and not str(metric).startswith("val/"):
+            raise ConfigError("hydra.sweeper.pruner", f"prunes on a metric measured each epoch; optimized_metric={metric} "
+                              "is not: optimise a val/ metric (val/acc, val/loss) or drop the pruner")
+        if self.pruner and storage is None and not jobs_in_process:
+            raise ConfigError("hydra.sweeper.storage", "a pruned trial that runs in a process of its own (this "
+                              "launcher) reaches its study through a storage: give sqlite:///<file> or journal://<file>")
         self.direction, self.n_trials, self.n_jobs, self.metric = direction, n_trials, n_jobs, metric
         self.max_failures = max_failure_rate * n_trials
         self.storage_url, self.study_name, self.params = storage, study_name, params
@@ -164,7 +201,8 @@ class Search:
     def open_study(self) -> optuna.Study:
         """The study, created or resumed; one run for another direction or metric is refused untouched."""
         study = optuna.create_study(study_name=self.study_name, storage=open_storage(self.storage_url),
-                                    direction=self.direction, load_if_exists=True, sampler=self.sampler_for(0))
+                                    direction=self.direction, load_if_exists=True, sampler=self.sampler_for(0),
+                                    pruner=self.pruner)
         direction = study.direction.name.lower()
         metric = study.user_attrs.get("optimized_metric", self.metric)
         if direction != self.direction or metric != self.metric:
@@ -191,6 +229,7 @@ class Search:
             study.tell(trial, state=TrialState.FAIL)
             raise ConfigError("hydra.sweeper.params", f"{error}; a study keeps each key's space: name a new study "
                               "(hydra.sweeper.study_name=...) to search another") from None
+        ASKED[self.study_name, trial.number] = trial
         return trial
 
     def run(self, launch, arguments: list[str], sweep_dir: Path) -> None:
@@ -220,12 +259,16 @@ class Search:
         try:
             value = result.return_value
         except Exception as error:  # the job raised past trainlab's own handling: a bug, told with its message
-            value, reason = None, f"{type(error).__name__}: {first_line(error)}"
+            value, summary = None, {"error": f"{type(error).__name__}: {first_line(error)}"}
         else:
-            reason = failure_reason(result)
+            summary = job_summary(result)
+        ASKED.pop((self.study_name, trial.number), None)
         try:
-            if value is None or not math.isfinite(value):
-                trial.set_user_attr("failure", reason or f"no {self.metric} to optimise")
+            if summary.get("status") == "completed" and summary.get("pruned_at_epoch") is not None:
+                trial.set_user_attr("pruned_at_epoch", summary["pruned_at_epoch"])
+                study.tell(trial, state=TrialState.PRUNED)  # valued by the last epoch it reported
+            elif value is None or not math.isfinite(value):
+                trial.set_user_attr("failure", summary.get("error") or f"no {self.metric} to optimise")
                 study.tell(trial, state=TrialState.FAIL)
             else:
                 study.tell(trial, float(value))
@@ -240,9 +283,10 @@ def counted(study: optuna.Study) -> list:
     return [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("surplus")]
 
 
-def failure_reason(result) -> str | None:
+def job_summary(result) -> dict:
+    """The job's summary.json: a failed one says why, a pruned one after which epoch."""
     summary = Path(result.hydra_cfg.hydra.runtime.output_dir) / "summary.json"
-    return yaml.safe_load(summary.read_text()).get("error") if summary.exists() else None
+    return yaml.safe_load(summary.read_text()) if summary.exists() else {}
 
 
 def _consecutive(trials: list[optuna.Trial]) -> list[list[optuna.Trial]]:
@@ -257,12 +301,14 @@ def _consecutive(trials: list[optuna.Trial]) -> list[list[optuna.Trial]]:
 
 
 def write_results(study: optuna.Study, sweep_dir: Path) -> None:
-    """optimization_results.yaml in the sweep folder: the best setting so far and the count of each trial state."""
+    """optimization_results.yaml in the sweep folder: the best setting so far, the count of each trial state, why each
+    failed trial failed and after which epoch each pruned one stopped."""
     trials = counted(study)
     results = {"name": "optuna", "study_name": study.study_name,
                "trials": dict(Counter(t.state.name.lower() for t in trials)),
                "failures": {t.number: t.user_attrs.get("failure", "its worker stopped") for t in trials
-                            if t.state == TrialState.FAIL}}
+                            if t.state == TrialState.FAIL},
+               "pruned": {t.number: t.user_attrs.get("pruned_at_epoch") for t in trials if t.state == TrialState.PRUNED}}
     if any(t.state == TrialState.COMPLETE for t in trials):
         results |= {"best_trial": study.best_trial.number, "best_params": study.best_params,
                     "best_value": study.best_value}

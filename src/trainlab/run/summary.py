@@ -116,7 +116,7 @@ def completed(run: Run, out: Path, tested: list[dict], best_checkpoint: str, rec
     write(out, summary, trainer)
     if trainer.is_global_zero:
         log.info("best epoch %s: %s | test: %s%s", summary["best_epoch"], _fmt(summary["best"]), _fmt(summary["test"]),
-                 requeued(record))
+                 record_notes(record))
         log.info("run folder: %s", out)
     return summary
 
@@ -145,9 +145,11 @@ def record_failure(cfg: DictConfig, error: BaseException, overrides: list[str]) 
         path.write_text(json.dumps({"status": "failed", "error": first_line(error), "overrides": overrides}))
 
 
-def requeued(record: dict) -> str:
-    times = record.get("requeued", 0)
-    return f" | requeued {times} time{'s' * (times > 1)}" if times else ""
+def record_notes(record: dict) -> str:
+    """What the last log line adds: a requeued job's attempts, a pruned trial's last epoch."""
+    times, pruned = record.get("requeued", 0), record.get("pruned_at_epoch")
+    return (f" | requeued {times} time{'s' * (times > 1)}" if times else "") + (
+        f" | pruned after epoch {pruned}" if pruned is not None else "")
 
 
 def optimized_value(cfg: DictConfig, summary: dict) -> float | None:

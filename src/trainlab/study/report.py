@@ -155,6 +155,8 @@ def table_rows(runs: list[dict]) -> list[list[str]]:
             note = f"{verdict['fit']}{stop}" + (f": {short_reason(verdict['reason'])}" if verdict.get("reason") else "")
         else:
             note = "-"
+        if summary.get("pruned_at_epoch") is not None:  # a trial of an Optuna search stopped early
+            note = f"pruned after epoch {summary['pruned_at_epoch']}; {note}"
         metrics = [fmt(final.get(k)) for k in ("train/acc", "val/acc", "train/loss", "val/loss")]
         seconds = (summary.get("diagnostics") or {}).get("epoch_time", {}).get("median_s")  # median, no start-up
         rows.append([run["combination"], *metrics, fmt(test.get("test/acc")), fmt(summary.get("num_parameters")),

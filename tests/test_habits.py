@@ -1,11 +1,15 @@
-"""lightning-hydra-template's commands: those that mean something in trainlab work, the others name trainlab's way."""
+"""The command line before Hydra: lightning-hydra-template's commands that mean something in trainlab work, the
+others name trainlab's way; an option no config group holds is refused in one line."""
 from __future__ import annotations
+
+import sys
 
 import pytest
 
 from trainlab.config.habits import adapted
 from trainlab.config.schema import check
 from trainlab.errors import ConfigError
+from trainlab.run import cli
 from trainlab.run.build import compose_config
 
 from conftest import run_cli
@@ -74,3 +78,31 @@ def test_a_refused_habit_is_one_line_and_exit_2_before_anything_runs(tmp_path):
         "error: model.optimizer.lr: is a lightning-hydra-template key; in trainlab, the optimizer is the optim group: "
         "optim=adam optim.lr=1e-4 (or optim=sgd, momentum, rmsprop, adamw)"]
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(("argv", "key", "says"), [
+    (["model=nope"], "model", "no model option 'nope'; the options are bnnet, custom, hourglass"),
+    (["-m", "activation=relu,tahn"], "activation", "no activation option 'tahn'"),
+    (["-m", "optim=choice(sgd,adamw2)"], "optim", "no optim option 'adamw2'"),
+    (["+experiment=nope.yaml"], "experiment", "no experiment option 'nope'"),
+    (["hparams_search=optuna", "hydra/sweeper/pruner=nope"], "hydra/sweeper/pruner",
+     "no hydra/sweeper/pruner option 'nope'; the options are hyperband, median"),
+])
+def test_an_option_no_group_holds_is_one_line_and_exit_2_before_hydra(argv, key, says, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["train.py", *argv])
+    monkeypatch.setattr(cli, "hydra_main", lambda: pytest.fail("Hydra was reached"))
+    with pytest.raises(SystemExit) as exited:
+        cli.main()
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and err.startswith(f"error: {key}: ") and says in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("argv", [
+    ["experiment=act_optim.yaml"], ["-m", "activation=glob(*)"], ["norm=null"], ["~scheduler"],
+    ["precision=bf16-mixed"], ["hydra/launcher=joblib"], ["hydra/sweeper=basic"], ["seed=range(3)"],
+    ["hparams_search=optuna", "hydra/sweeper/pruner=median"], ["hydra.searchpath=[file:///lab]", "model=mine"],
+])
+def test_options_hydra_takes_pass_to_hydra(argv, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["train.py", *argv])
+    monkeypatch.setattr(cli, "hydra_main", lambda: "hydra ran")
+    assert cli.main() == "hydra ran"

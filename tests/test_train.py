@@ -176,8 +176,13 @@ def test_a_help_template_asking_for_hydras_flags_gets_hydras_page():
 
 
 def test_help_with_a_bad_override_is_hydras_error():
+    result = run_cli("model.bogus=1", "--help")
+    assert result.returncode == 1 and "Could not override 'model.bogus'" in result.stderr
+
+
+def test_help_with_an_option_no_group_holds_is_one_line():
     result = run_cli("model=bogus", "--help")
-    assert result.returncode == 1 and "Could not find 'model/bogus'" in result.stderr
+    assert result.returncode == 2 and result.stderr.startswith("error: model: no model option 'bogus'")
 
 
 def test_cli_help_lists_groups_and_options():

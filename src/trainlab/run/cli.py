@@ -123,20 +123,38 @@ def config_dirs(argv: list[str]) -> list[Path]:
     return folders
 
 
-def check_loggers(argv: list[str], folders: list[Path]) -> None:
-    """The options `logger=[csv,wandb]` names exist, and a logger key names its logger (`logger.wandb.mode`, not the
-    `logger.mode` of the days of one logger per run)."""
-    options = {path.stem for folder in (CONF, *folders) for path in (folder / "logger").glob("*.yaml")}
+PLUGIN_GROUPS = ("hydra/launcher", "hydra/sweeper")  # groups Hydra's plugins add options to, besides trainlab's
+
+
+def check_options(argv: list[str], folders: list[Path]) -> None:
+    """Each option a group override names exists (`model=pyramid`, `-m activation=relu,tanh`, `logger=[csv,wandb]`,
+    `hydra/sweeper/pruner=median`), and a logger key names its logger (`logger.wandb.mode`, not the `logger.mode`
+    of the days of one logger per run). Hydra's own refusal is a screenful and exit 1."""
+    if any(a.split("=", 1)[0].lstrip("+~") in ("hydra.searchpath", "--config-path", "-cp") for a in argv):
+        return  # groups from elsewhere: Hydra judges
     for given in argv:
         key, _, value = given.lstrip("+~").partition("=")
-        if key == "logger" and re.fullmatch(r"[\w,\[\] ]+", value):
-            unknown = [name for name in re.split(r"[\s,\[\]]+", value) if name and name not in options]
-            if unknown:
-                raise ConfigError("logger", f"no logger option {unknown[0]!r}; the options are "
-                                  f"{', '.join(sorted(options))}, several at once as a list: logger=[csv,wandb]")
-        elif key.startswith("logger.") and key.split(".")[1] not in options:
+        group = key.split("@", 1)[0]
+        if key.startswith("logger.") and key.split(".")[1] not in group_options("logger", folders):
             raise ConfigError(key, f"a logger key names its logger: logger.wandb.{key.split('.', 1)[1]}=... for W&B "
                               "(logger.<option>.<key>)")
+        if given.startswith("-") or "." in group or group in PLUGIN_GROUPS or value in ("", "null"):
+            continue
+        options = group_options(group, folders)
+        names = [name.removesuffix(".yaml") for name in re.split(r"[\s,\[\]()]+", value.removeprefix("choice("))]
+        if not options or not all(re.fullmatch(r"[\w\-/.]*", name) for name in names):
+            continue  # not a group of trainlab's or the user's, or a value Hydra's grammar spells otherwise
+        unknown = [name for name in names if name and name not in options]
+        if unknown:
+            several = ", several at once as a list: logger=[csv,wandb]" if group == "logger" else ""
+            raise ConfigError(group, f"no {group} option {unknown[0]!r}; the options are "
+                              f"{', '.join(sorted(options))}{several}")
+
+
+def group_options(group: str, folders: list[Path]) -> set[str]:
+    """The options of a config group: trainlab's and those of the user's config folders."""
+    return {path.relative_to(folder / group).with_suffix("").as_posix() for folder in (CONF, *folders)
+            for path in (folder / group).rglob("*.yaml")}
 
 
 def main() -> float | None:
@@ -144,7 +162,7 @@ def main() -> float | None:
     import_from_cwd()
     try:
         sys.argv[1:] = adapted(sys.argv[1:])
-        check_loggers(sys.argv[1:], config_dirs(sys.argv[1:]))
+        check_options(sys.argv[1:], config_dirs(sys.argv[1:]))
     except ConfigError as error:
         exit_with(error)
     flags = [a for a in sys.argv[1:] if a.startswith("-")]

@@ -7,12 +7,15 @@ import lightning as L
 import optuna
 import pytest
 import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import open_dict
 from optuna.pruners import NopPruner, ThresholdPruner
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from trainlab.errors import ConfigError
 from trainlab.run import search
+from trainlab.run.build import compose_config
 from trainlab.run.pruning import PruneHopeless, trial_pruning
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -61,8 +64,36 @@ def test_a_trial_judged_hopeless_stops_after_that_epoch_not_before_its_warmup():
     assert callback.pruned_at == 1 and trainer.current_epoch == 2
 
 
-def test_a_job_outside_hydra_has_no_pruning():
-    assert trial_pruning(None) is None
+@pytest.fixture
+def as_hydra_job(tmp_path):
+    """Composes `python train.py <overrides>` and sets its Hydra config (HydraConfig) as Hydra does for a job."""
+    def set_config(overrides, mode, job_num):
+        cfg = compose_config(*overrides, output_dir=tmp_path, return_hydra_config=True)
+        with open_dict(cfg):
+            cfg.hydra.mode, cfg.hydra.job.num = mode, job_num
+        HydraConfig.instance().set_config(cfg)
+        return cfg
+
+    yield set_config
+    HydraConfig.instance().cfg = None
+
+
+def test_only_a_trial_of_a_search_with_a_pruner_reports_to_its_trial(as_hydra_job):
+    assert trial_pruning(None, world_size=1) is None  # outside Hydra
+    study = optuna.create_study(study_name="trainlab", direction="maximize")
+    asked = study.ask()
+    search.ASKED["trainlab", asked.number] = asked
+    pruned = ["hparams_search=optuna", "hydra/sweeper/pruner=median"]
+    try:
+        callback = trial_pruning(as_hydra_job(pruned, "MULTIRUN", asked.number), world_size=1)
+        assert callback.trial is asked and callback.monitor == "val/acc"
+        assert trial_pruning(as_hydra_job(pruned[:1], "MULTIRUN", asked.number), world_size=1) is None  # no pruner
+        assert trial_pruning(as_hydra_job(pruned, "RUN", asked.number), world_size=1) is None  # not a search
+        # a DDP trial: Lightning starts its other ranks as plain runs, which would not know the trial
+        with pytest.raises(ConfigError, match="^hydra.sweeper.pruner: prunes trials that train in one process, not 2"):
+            trial_pruning(as_hydra_job(pruned, "MULTIRUN", asked.number), world_size=2)
+    finally:
+        del search.ASKED["trainlab", asked.number]
 
 
 def test_a_job_reaches_its_trial_in_the_sweepers_process_or_through_the_storage(tmp_path):

@@ -43,7 +43,7 @@ def train_and_test(cfg: DictConfig) -> dict:
     summary.record_labels(out, run.datamodule)
     record = summary.run_record(run, identity["overrides"]) | ({"requeued": requeues} if requeues else {})
     trainer, module = run.trainer, run.module
-    if prune := pruning.trial_pruning(cfg):  # a trial of an Optuna search with a pruner
+    if prune := pruning.trial_pruning(cfg, trainer.world_size):  # a trial of an Optuna search with a pruner
         trainer.callbacks.append(prune)
     with tracking.tracked(trainer, cfg, run.memory), summary.failure_recorded(run, out, record, started):
         # Checkpoints are our own, but load them as plain data all the same (weights_only).

@@ -114,7 +114,7 @@ def test_a_setting_the_own_net_refuses_names_the_model_and_its_error(tmp_path, o
         build_run(own_cfg(tmp_path, own, "model=two_layer", "model.hidden=[3]"))
 
 
-@pytest.mark.parametrize("argv", [[], ["model=two_layer"], ["--config-dir", "."], ["-cd=."]])
+@pytest.mark.parametrize("argv", [[], ["model=pyramid"], ["--config-dir", "."], ["-cd=."]])
 def test_no_config_dir_or_a_real_folder_reaches_hydra(argv, monkeypatch):
     # `python train.py` with no arguments at all is what `make train`, the README's first command, runs.
     monkeypatch.setattr(sys, "argv", ["train.py", *argv])

@@ -87,8 +87,12 @@ def test_a_refused_habit_is_one_line_and_exit_2_before_anything_runs(tmp_path):
     (["+experiment=nope.yaml"], "experiment", "no experiment option 'nope'"),
     (["hparams_search=optuna", "hydra/sweeper/pruner=nope"], "hydra/sweeper/pruner",
      "no hydra/sweeper/pruner option 'nope'; the options are hyperband, median"),
+    (["logger=[csv,bogus]"], "logger", "no logger option 'bogus'; the options are csv, many, mlflow, none"),
+    (["-m", "logger=csv,nope"], "logger", "no logger option 'nope'"),
+    (["logger.mode=online"], "logger.mode", "logger.wandb.mode=..."),  # the key before logger took a list
+    (["+logger.tags=[a]"], "logger.tags", "logger.wandb.tags=..."),
 ])
-def test_an_option_no_group_holds_is_one_line_and_exit_2_before_hydra(argv, key, says, monkeypatch, capsys):
+def test_an_unknown_option_or_logger_key_is_one_line_and_exit_2_before_hydra(argv, key, says, monkeypatch, capsys):
     monkeypatch.setattr(sys, "argv", ["train.py", *argv])
     monkeypatch.setattr(cli, "hydra_main", lambda: pytest.fail("Hydra was reached"))
     with pytest.raises(SystemExit) as exited:

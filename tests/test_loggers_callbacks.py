@@ -111,21 +111,6 @@ def test_a_password_in_a_store_url_is_masked(url, shown):
     assert masked(url) == shown
 
 
-@pytest.mark.parametrize(("argv", "key", "says"), [
-    (["logger=[csv,bogus]"], "logger", "no logger option 'bogus'; the options are csv, many, mlflow, none"),
-    (["-m", "logger=csv,nope"], "logger", "no logger option 'nope'"),
-    (["logger.mode=online"], "logger.mode", "logger.wandb.mode=..."),  # the key before logger took a list
-    (["+logger.tags=[a]"], "logger.tags", "logger.wandb.tags=..."),
-])
-def test_an_unknown_logger_or_a_key_of_no_logger_is_one_line_and_exit_2(argv, key, says, monkeypatch, capsys):
-    monkeypatch.setattr(sys, "argv", ["train.py", *argv])
-    monkeypatch.setattr(cli, "hydra_main", lambda: pytest.fail("Hydra was reached"))
-    with pytest.raises(SystemExit) as exited:
-        cli.main()
-    err = capsys.readouterr().err
-    assert exited.value.code == 2 and err.startswith(f"error: {key}: ") and says in err and err.count("\n") == 1
-
-
 def test_a_logger_option_of_a_users_config_folder_is_known(tmp_path, monkeypatch):
     (tmp_path / "logger").mkdir()
     (tmp_path / "logger" / "lab.yaml").write_text("lab:\n  _target_: lightning.pytorch.loggers.CSVLogger\n")

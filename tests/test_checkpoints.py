@@ -12,13 +12,15 @@ from trainlab.nn.checkpoints import BestAndLastCheckpoint
 from trainlab.nn.module import Classifier
 
 
-def fit(tmp_path, epochs: int, check_val_every_n_epoch: int = 1, **checkpoint) -> list[str]:
+def fit(tmp_path, epochs: int, check_val_every_n_epoch: int = 1, last_name: str | None = None, **checkpoint) -> list[str]:
     """Trains a 2-feature, 3-class linear classifier on 24 fixed samples; the checkpoint files it left."""
     torch.manual_seed(0)
     x, y = torch.randn(24, 2), torch.arange(24) % 3
     loader = DataLoader(TensorDataset(x, y), batch_size=8)
     module = Classifier(nn.Linear(2, 3), 3, optimizer=lambda params: torch.optim.SGD(params, lr=0.1))
     callback = BestAndLastCheckpoint(dirpath=tmp_path, monitor="val/loss", filename="best-{epoch}", **checkpoint)
+    if last_name:
+        callback.CHECKPOINT_NAME_LAST = last_name
     trainer = L.Trainer(max_epochs=epochs, check_val_every_n_epoch=check_val_every_n_epoch, callbacks=[callback],
                         logger=False, enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
     trainer.fit(module, train_dataloaders=loader, val_dataloaders=loader)
@@ -44,3 +46,12 @@ def test_validated_every_second_epoch_last_checkpoint_is_written_after_each_vali
 def test_no_last_checkpoint_unless_asked_for(tmp_path, check_val_every_n_epoch):
     files = fit(tmp_path, epochs=2, check_val_every_n_epoch=check_val_every_n_epoch, save_top_k=1, save_last=False)
     assert len(files) == 1 and files[0].startswith("best-epoch=")
+
+
+def test_a_templated_last_name_is_filled_from_the_epochs_metrics(tmp_path):
+    # Lightning's documented way to name last.ckpt otherwise: the class attribute CHECKPOINT_NAME_LAST.
+    assert fit(tmp_path, epochs=3, save_top_k=0, save_last=True, last_name="last-{epoch}") == ["last-epoch=2.ckpt"]
+
+
+def test_the_directory_may_be_given_positionally_as_to_modelcheckpoint(tmp_path):
+    assert BestAndLastCheckpoint(str(tmp_path)).dirpath == str(tmp_path)

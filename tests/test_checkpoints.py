@@ -2,6 +2,8 @@
 after validation, and only when asked for. Whole runs with the shipped callbacks are in test_loggers_callbacks."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 import lightning as L
 import pytest
 import torch
@@ -18,7 +20,7 @@ def fit(tmp_path, epochs: int, check_val_every_n_epoch: int = 1, last_name: str 
     x, y = torch.randn(24, 2), torch.arange(24) % 3
     loader = DataLoader(TensorDataset(x, y), batch_size=8)
     module = Classifier(nn.Linear(2, 3), 3, optimizer=lambda params: torch.optim.SGD(params, lr=0.1))
-    callback = BestAndLastCheckpoint(dirpath=tmp_path, monitor="val/loss", filename="best-{epoch}", **checkpoint)
+    callback = BestAndLastCheckpoint(dirpath=tmp_path, **{"monitor": "val/loss", "filename": "best-{epoch}", **checkpoint})
     if last_name:
         callback.CHECKPOINT_NAME_LAST = last_name
     trainer = L.Trainer(max_epochs=epochs, check_val_every_n_epoch=check_val_every_n_epoch, callbacks=[callback],
@@ -46,6 +48,13 @@ def test_validated_every_second_epoch_last_checkpoint_is_written_after_each_vali
 def test_no_last_checkpoint_unless_asked_for(tmp_path, check_val_every_n_epoch):
     files = fit(tmp_path, epochs=2, check_val_every_n_epoch=check_val_every_n_epoch, save_top_k=1, save_last=False)
     assert len(files) == 1 and files[0].startswith("best-epoch=")
+
+
+@pytest.mark.parametrize("trigger", [{"every_n_train_steps": 1}, {"train_time_interval": timedelta(0)}])
+def test_saving_every_n_steps_or_minutes_still_saves_within_the_epoch(tmp_path, trigger):
+    # 24 samples in batches of 8: three steps an epoch. Without these triggers the per-batch hook is dropped.
+    files = fit(tmp_path, epochs=1, monitor=None, filename="{step}", save_top_k=-1, **trigger)
+    assert files == ["step=1.ckpt", "step=2.ckpt", "step=3.ckpt"]
 
 
 def test_a_templated_last_name_is_filled_from_the_epochs_metrics(tmp_path):

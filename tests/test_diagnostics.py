@@ -310,9 +310,9 @@ def test_own_callbacks_are_one_lightning_callback_that_calls_each_members_hooks_
 
     counting, guard, stopping = Counting(), NaNGuard(), EarlyStopping("val/loss")
     run = build_run(make_cfg(tmp_path, "data=digits", *QUIET))
-    callbacks = fold_own([stopping, counting, guard])
-    assert [type(c) for c in callbacks] == [EarlyStopping, OwnCallbacks] and unfolded(callbacks) == [stopping, counting,
-                                                                                                     guard]
+    callbacks = fold_own([counting, stopping, guard])  # folded where the first of trainlab's own stood
+    assert [type(c) for c in callbacks] == [OwnCallbacks, EarlyStopping] and unfolded(callbacks) == [counting, guard,
+                                                                                                     stopping]
     trainer = L.Trainer(max_epochs=2, limit_train_batches=3, limit_val_batches=1, logger=False, callbacks=callbacks,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
     trainer.fit(run.module, datamodule=run.datamodule)

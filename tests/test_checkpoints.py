@@ -14,13 +14,14 @@ from trainlab.nn.checkpoints import BestAndLastCheckpoint
 from trainlab.nn.module import Classifier
 
 
-def fit(tmp_path, epochs: int, check_val_every_n_epoch: int = 1, last_name: str | None = None, **checkpoint) -> list[str]:
+def fit(tmp_path, epochs: int, check_val_every_n_epoch: int = 1, monitor: str | None = "val/loss",
+        filename: str = "best-{epoch}", last_name: str | None = None, **checkpoint) -> list[str]:
     """Trains a 2-feature, 3-class linear classifier on 24 fixed samples; the checkpoint files it left."""
     torch.manual_seed(0)
     x, y = torch.randn(24, 2), torch.arange(24) % 3
     loader = DataLoader(TensorDataset(x, y), batch_size=8)
     module = Classifier(nn.Linear(2, 3), 3, optimizer=lambda params: torch.optim.SGD(params, lr=0.1))
-    callback = BestAndLastCheckpoint(dirpath=tmp_path, **{"monitor": "val/loss", "filename": "best-{epoch}", **checkpoint})
+    callback = BestAndLastCheckpoint(dirpath=tmp_path, monitor=monitor, filename=filename, **checkpoint)
     if last_name:
         callback.CHECKPOINT_NAME_LAST = last_name
     trainer = L.Trainer(max_epochs=epochs, check_val_every_n_epoch=check_val_every_n_epoch, callbacks=[callback],

@@ -68,10 +68,12 @@ docs-check: setup
 # Mutation testing (mutmut, configured in pyproject.toml) against the fast tier: it plants small bugs one at a time
 # and counts those the tests catch. Not part of CI; results: `mutmut results`. Hours on 2 cores: name modules with
 # ARGS='"trainlab.run.build*"'. Each mutant runs the quickest MUTATION_BUDGET_S seconds of the tests that reach it.
+# One torch thread per mutant worker: the workers already fill the cores, and each worker's full thread pool on
+# top of them made the training tests several times slower (docs/testing.md).
 MUTATION_BUDGET_S ?= 20
 mutation: setup
 	$(PY) -m pip install --quiet mutmut==3.8.1
-	$(TEST_ENV) MUTATION_BUDGET_S=$(MUTATION_BUDGET_S) $(PY) -m mutmut run $(ARGS)
+	$(TEST_ENV) MUTATION_BUDGET_S=$(MUTATION_BUDGET_S) OMP_NUM_THREADS=1 $(PY) -m mutmut run $(ARGS)
 	$(PY) -m mutmut export-cicd-stats && cat mutants/mutmut-cicd-stats.json
 
 # Re-pin after changing dependencies in pyproject.toml (then run `make test`).

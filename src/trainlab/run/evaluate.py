@@ -58,8 +58,8 @@ def prepared(target: Path) -> tuple[Classifier, object]:
 
 def _trainer(module: Classifier) -> L.Trainer:
     precision = module.hparams["config"]["trainer"]["precision"]  # as trained, so metrics match the run's
-    return L.Trainer(accelerator="auto", devices=1, precision=precision, logger=False, enable_checkpointing=False,
-                     enable_progress_bar=False, enable_model_summary=False)
+    # One process (a machine's several GPUs would start DDP), and no logger: evaluating writes no files.
+    return L.Trainer(devices=1, precision=precision, logger=False, enable_progress_bar=False)
 
 
 def evaluate(target: Path, split: str = "test", file: Path | None = None, label_column: str | None = None) -> dict:
@@ -86,8 +86,8 @@ def predict(target: Path, file: Path) -> Path:
     batches = _trainer(module).predict(module, dataloaders=datamodule.batches(inputs, None))
     probabilities = torch.cat([b[2] for b in batches])
     predicted = torch.cat([b[0] for b in batches]).numpy()
-    names = getattr(datamodule, "label_names", None) or [str(i) for i in range(datamodule.num_classes)]
-    out = pandas.DataFrame({"predicted": np.asarray(names, dtype=object)[predicted]})
+    names = datamodule.label_names or [str(i) for i in range(datamodule.num_classes)]
+    out = pandas.DataFrame({"predicted": np.asarray(names)[predicted]})
     for i, name in enumerate(names):
         out[f"p_{name}"] = probabilities[:, i].numpy()
     path = file.with_name(f"{file.stem}.predictions.csv")
@@ -107,7 +107,8 @@ def checkpoint_argument(text: str) -> Path:
 def main_eval(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="trainlab-eval", description=__doc__.split("\n")[0])
     parser.add_argument("target", type=checkpoint_argument, help="a run folder (its best checkpoint) or a .ckpt file")
-    parser.add_argument("--split", default="test", choices=("train", "val", "test"))
+    parser.add_argument("--split", default="test", choices=("train", "val", "test"),
+                        help="the split of the run's data to evaluate on (default: test)")
     parser.add_argument("--file", type=Path, help="a labelled csv, parquet or feather file with the training data's columns")
     parser.add_argument("--label-column", help="the file's label column (default: the data's, or `label`)")
     args = parser.parse_args(argv)

@@ -1,5 +1,6 @@
-"""The LightningModule (trainlab.nn.module.Classifier) stepped by hand: predictions, the per-loader sums, the
-history a checkpoint carries, and the rows it writes to loggers. Whole fits are in test_train."""
+"""The LightningModule (trainlab.nn.module.Classifier) stepped by hand and in one tiny fit: predictions, the
+per-loader sums, the history, the step losses written to loggers, and the history a checkpoint carries. Fits of
+the real configs are in test_train."""
 from __future__ import annotations
 
 import math
@@ -7,9 +8,11 @@ import math
 import lightning as L
 import pytest
 import torch
+import torch.nn.functional as F
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.trainer.states import TrainerFn
 from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
 from trainlab.nn.module import STEP_LOSS, Classifier, EpochSums, log_to_loggers
 
@@ -52,6 +55,13 @@ def test_predictions_of_two_classes_come_from_one_logit_and_its_sigmoid():
     positive = torch.sigmoid(torch.tensor([2.0, -1.0]))
     assert classes.tolist() == [1, 0] and labels is y
     assert torch.allclose(probabilities, torch.stack([1 - positive, positive], dim=1))
+
+
+def test_two_classes_are_scored_by_binary_cross_entropy_on_one_logit():
+    module = classifier(2, [[1, -1]])  # stepped by hand, with no trainer: nothing to sum over
+    module.validation_step((torch.tensor([[2.0, 0.0], [0.0, 1.0]]), torch.tensor([1, 1])), 0)
+    expected = F.binary_cross_entropy_with_logits(torch.tensor([2.0, -1.0]), torch.tensor([1.0, 1.0])).item()
+    assert module._epoch_values("val") == {"val/loss": pytest.approx(expected), "val/acc": 0.5}
 
 
 def test_the_second_validation_loader_is_the_training_sample_measured_as_val_is():
@@ -133,3 +143,42 @@ def test_a_nan_loss_makes_the_epochs_mean_nan():
     sums.update(torch.tensor(float("nan")), torch.tensor([0]), torch.tensor([0]))
     sums.update(torch.tensor(1.0), torch.tensor([0]), torch.tensor([0]))
     assert math.isnan(sums.read(lambda local: local)[0])
+
+
+def test_epoch_values_are_summed_over_ranks_by_the_trainers_strategy(monkeypatch):
+    module = attached(classifier(3, [[1, 0], [0, 1], [-1, -1]]), TrainerFn.VALIDATING)
+    # As if another rank had the same batch: the strategy sums the sums.
+    monkeypatch.setattr(module.trainer.strategy, "reduce", lambda local, reduce_op: local * 2 if reduce_op.lower() == "sum"
+                        else None)
+    module.validation_step((torch.tensor([[2.0, 0.0], [0.0, 3.0]]), torch.tensor([0, 0])), 0)
+    values = module._epoch_values("val")
+    assert values["val/acc"] == 0.5 and module.samples["val"] == 4
+
+
+class HistoryAtTrainStart(L.Callback):
+    def __init__(self):
+        self.seen = []
+
+    def on_train_start(self, trainer, pl_module):
+        self.seen.append(list(pl_module.history))
+
+
+def test_a_fit_records_an_epochs_running_train_val_and_gap_metrics_and_logs_every_nth_step_loss(tmp_path):
+    x = torch.tensor([[2.0, 0.0], [0.0, 3.0], [-2.0, -2.0], [1.0, 0.5]] * 4)
+    y = torch.tensor([0, 1, 2, 1] * 4)  # the starting weights get 3 of 4 right
+    module, rows, after_sanity = classifier(3, [[1, 0], [0, 1], [-1, -1]]), Rows(), HistoryAtTrainStart()
+    trainer = L.Trainer(max_epochs=2, logger=rows, log_every_n_steps=3, callbacks=[after_sanity], num_sanity_val_steps=1,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        default_root_dir=tmp_path)
+    batches = [DataLoader(TensorDataset(x[start:start + 8], y[start:start + 8]), batch_size=4) for start in (0, 8)]
+    trainer.fit(module, DataLoader(TensorDataset(x, y), batch_size=4), batches)  # 4 steps an epoch
+    assert after_sanity.seen == [[]]  # the sanity check leaves no record
+    assert [row["epoch"] for row in module.history] == [0, 1]
+    for row in module.history:
+        assert set(row) == {"epoch", "train/loss_running", "train/acc_running", "val/loss", "val/acc", "train/loss",
+                            "train/acc", "gap/loss", "gap/acc"}
+        assert row["gap/loss"] == pytest.approx(row["val/loss"] - row["train/loss"])
+        assert row["gap/acc"] == pytest.approx(row["train/acc"] - row["val/acc"]) and row["val/acc"] > 0
+    step_losses = [(step, metrics[STEP_LOSS]) for metrics, step in rows.rows if STEP_LOSS in metrics]
+    assert [step for step, _ in step_losses] == [2, 5]  # the 3rd and 6th of 8 steps
+    assert module.last_logged_loss.item() == step_losses[-1][1]

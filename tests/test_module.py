@@ -50,10 +50,10 @@ def test_predictions_of_many_classes_are_the_largest_logit_with_softmax_probabil
 
 def test_predictions_of_two_classes_come_from_one_logit_and_its_sigmoid():
     module = classifier(2, [[1, -1]])
-    x, y = torch.tensor([[2.0, 0.0], [0.0, 1.0]]), torch.tensor([1, 0])
+    x, y = torch.tensor([[2.0, 0.0], [0.0, 1.0], [0.5, 0.0], [1.0, 1.0]]), torch.tensor([1, 0, 1, 0])
     classes, labels, probabilities = module.predict_step((x, y), 0)
-    positive = torch.sigmoid(torch.tensor([2.0, -1.0]))
-    assert classes.tolist() == [1, 0] and labels is y
+    positive = torch.sigmoid(torch.tensor([2.0, -1.0, 0.5, 0.0]))
+    assert classes.tolist() == [1, 0, 1, 0] and labels is y  # class 1 above probability 0.5, not at it
     assert torch.allclose(probabilities, torch.stack([1 - positive, positive], dim=1))
 
 
@@ -160,7 +160,7 @@ class HistoryAtTrainStart(L.Callback):
         self.seen = []
 
     def on_train_start(self, trainer, pl_module):
-        self.seen.append(list(pl_module.history))
+        self.seen.append((list(pl_module.history), pl_module.last_logged_loss))
 
 
 def test_a_fit_records_an_epochs_running_train_val_and_gap_metrics_and_logs_every_nth_step_loss(tmp_path):
@@ -172,7 +172,7 @@ def test_a_fit_records_an_epochs_running_train_val_and_gap_metrics_and_logs_ever
                         default_root_dir=tmp_path)
     batches = [DataLoader(TensorDataset(x[start:start + 8], y[start:start + 8]), batch_size=4) for start in (0, 8)]
     trainer.fit(module, DataLoader(TensorDataset(x, y), batch_size=4), batches)  # 4 steps an epoch
-    assert after_sanity.seen == [[]]  # the sanity check leaves no record
+    assert after_sanity.seen == [([], None)]  # the sanity check leaves no record, nor a step loss for the bars
     assert [row["epoch"] for row in module.history] == [0, 1]
     for row in module.history:
         assert set(row) == {"epoch", "train/loss_running", "train/acc_running", "val/loss", "val/acc", "train/loss",

@@ -84,7 +84,7 @@ def modules_of(run, kind) -> list[nn.Module]:
 def optimizer_and_scheduler(run):
     configured = run.module.configure_optimizers()
     if isinstance(configured, dict):
-        return configured["optimizer"], configured["lr_scheduler"]["scheduler"]
+        return configured["optimizer"], configured["lr_scheduler"]
     return configured, None
 
 

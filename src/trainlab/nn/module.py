@@ -189,5 +189,5 @@ class Classifier(L.LightningModule):
         optimizer = build_optimizer(self.optimizer_factory, self.parameters())
         if self.scheduler_factory is None:
             return optimizer
-        scheduler = {"scheduler": self.scheduler_factory(optimizer), "interval": "epoch"}
-        return {"optimizer": optimizer, "lr_scheduler": scheduler}
+        # Stepped once an epoch: Lightning's default interval.
+        return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory(optimizer)}

@@ -112,7 +112,8 @@ def reviews_csv(tmp_path_factory) -> Path:
 OWN_TESTS = {"optim": ("test_train.py",), "module": ("test_module.py", "test_train.py"),
              "checkpoints": ("test_checkpoints.py", "test_loggers_callbacks.py"),
              "folding": ("test_loggers_callbacks.py",), "resume": ("test_reliability.py", "test_evaluate.py"),
-             "cli": ("test_habits.py", "test_own_net.py", "test_loggers_callbacks.py"), "summary": ("test_train.py",),
+             "cli": ("test_cli.py", "test_habits.py", "test_own_net.py", "test_loggers_callbacks.py"),
+             "summary": ("test_summary.py", "test_train.py"),
              "verdict": ("test_diagnostics.py",), "rules": ("test_schema.py",)}
 
 

@@ -81,16 +81,24 @@ def test_a_refused_habit_is_one_line_and_exit_2_before_anything_runs(tmp_path):
 
 
 @pytest.mark.parametrize(("argv", "key", "says"), [
-    (["model=nope"], "model", "no model option 'nope'; the options are bnnet, custom, hourglass"),
+    (["model=nope"], "model", "no model option 'nope'; the options are bnnet, custom, hourglass, pyramid, text_bow, "
+                              "text_embed, uniform\n"),
+    (["seed=1", "model@model=nope"], "model", "no model option 'nope'"),  # after a key, and with a package
     (["-m", "activation=relu,tahn"], "activation", "no activation option 'tahn'"),
     (["-m", "optim=choice(sgd,adamw2)"], "optim", "no optim option 'adamw2'"),
     (["+experiment=nope.yaml"], "experiment", "no experiment option 'nope'"),
     (["hparams_search=optuna", "hydra/sweeper/pruner=nope"], "hydra/sweeper/pruner",
      "no hydra/sweeper/pruner option 'nope'; the options are hyperband, median"),
-    (["logger=[csv,bogus]"], "logger", "no logger option 'bogus'; the options are csv, many, mlflow, none"),
+    (["logger=[csv,bogus]"], "logger", "no logger option 'bogus'; the options are csv, many, mlflow, none, tensorboard, "
+                                       "wandb, several at once as a list: logger=[csv,wandb]\n"),
     (["-m", "logger=csv,nope"], "logger", "no logger option 'nope'"),
     (["logger.mode=online"], "logger.mode", "logger.wandb.mode=..."),  # the key before logger took a list
     (["+logger.tags=[a]"], "logger.tags", "logger.wandb.tags=..."),
+    (["logger.settings.mode=x"], "logger.settings.mode",
+     "a logger key names its logger: logger.wandb.settings.mode=... for W&B (logger.<option>.<key>)\n"),
+    (["--config-dir"], "--config-dir", "no folder given: it is not a folder; give the folder that holds your own config "
+                                       "groups (e.g. my_conf, holding my_conf/model/my_net.yaml)\n"),
+    (["--config-dir=nowhere", "model=pyramid"], "--config-dir", "nowhere is not a folder; give the folder"),
 ])
 def test_an_unknown_option_or_logger_key_is_one_line_and_exit_2_before_hydra(argv, key, says, monkeypatch, capsys):
     monkeypatch.setattr(sys, "argv", ["train.py", *argv])
@@ -105,6 +113,8 @@ def test_an_unknown_option_or_logger_key_is_one_line_and_exit_2_before_hydra(arg
     ["experiment=act_optim.yaml"], ["-m", "activation=glob(*)"], ["norm=null"], ["~scheduler"],
     ["precision=bf16-mixed"], ["hydra/launcher=joblib"], ["hydra/sweeper=basic"], ["seed=range(3)"],
     ["hparams_search=optuna", "hydra/sweeper/pruner=median"], ["hydra.searchpath=[file:///lab]", "model=mine"],
+    ["+hydra.searchpath=[file:///my=lab]", "model=mine"], ["--config-path=/elsewhere", "model=mine"],
+    ["-cp", "/elsewhere", "model=mine"], ["logger.csv.flush_logs_every_n_steps=10"],
 ])
 def test_options_hydra_takes_pass_to_hydra(argv, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["train.py", *argv])

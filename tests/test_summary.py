@@ -1,0 +1,45 @@
+"""What a run records beyond its metrics: the tested weights' predictions for paired tests, and the value a sweeper
+optimises. Whole summaries are checked in test_train."""
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+
+from trainlab.run.pipeline import train_and_test
+from trainlab.run.summary import optimized_value
+
+from conftest import make_cfg
+
+
+def test_the_tested_weights_predictions_are_saved_with_their_accuracy_confusion_and_fingerprint(tmp_path):
+    summary = train_and_test(make_cfg(tmp_path, "data=digits", "model=uniform", "model.width=16", "model.depth=1",
+                                      "trainer.max_epochs=2", "logger=none", "callbacks.progress_bar.refresh_rate=0"))
+    saved, evaluated = np.load(tmp_path / "predictions.npz"), summary["evaluated"]
+    assert sorted(saved.files) == ["test_label", "test_predicted", "val_label", "val_predicted"]
+    for split in ("val", "test"):
+        predicted, label = saved[f"{split}_predicted"], saved[f"{split}_label"]
+        assert predicted.dtype == label.dtype == np.int32 and len(predicted) == evaluated[f"{split}_samples"] > 100
+        assert evaluated[f"{split}/acc"] == (predicted == label).mean()
+    assert evaluated["test/acc"] == pytest.approx(summary["test"]["test/acc"])
+    confusion = np.array(evaluated["test_confusion"])  # rows: the true class
+    assert confusion.shape == (10, 10) and confusion.trace() / confusion.sum() == evaluated["test/acc"]
+    assert confusion.sum(axis=1).tolist() == np.bincount(saved["test_label"], minlength=10).tolist()
+    labels = saved["val_label"].tobytes() + saved["test_label"].tobytes()
+    assert evaluated["fingerprint"] == hashlib.sha1(labels).hexdigest()[:16]
+    assert evaluated["epoch"] == summary["best_epoch"]
+
+
+SECTIONS = {"best": {"val/acc": 0.75, "epoch": 3}, "test": {"test/acc": 0.5}}
+
+
+@pytest.mark.parametrize(("metric", "summary", "value"), [
+    ("val/acc", SECTIONS, 0.75),  # at the best epoch
+    ("test/acc", SECTIONS, 0.5),  # from the test run
+    ("val/loss", SECTIONS, None),
+    ("val/acc", {}, None),  # an lr_find run has neither section
+])
+def test_the_optimised_metric_is_taken_at_the_best_epoch_or_from_the_test_run(metric, summary, value):
+    assert optimized_value(OmegaConf.create({"optimized_metric": metric}), summary) == value

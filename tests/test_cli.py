@@ -3,6 +3,7 @@ ends a single run or is recorded in a sweep, and the run folder bad input leaves
 tabled in test_habits; whole commands run in test_train."""
 from __future__ import annotations
 
+import errno
 import json
 import math
 import signal
@@ -10,7 +11,7 @@ import sys
 
 import pytest
 
-from trainlab.errors import ConfigError
+from trainlab.errors import CannotWrite, ConfigError, first_line
 from trainlab.run import cli, job, pipeline
 
 from conftest import make_cfg
@@ -35,9 +36,9 @@ def crash(cfg):
     raise KeyError("a bug")
 
 
-@pytest.mark.parametrize("flag", ["--help", "-h"])
-def test_help_lists_the_groups_and_the_config_the_overrides_compose_without_starting_hydra(flag, monkeypatch, capsys):
-    monkeypatch.setattr(sys, "argv", ["train.py", "model=pyramid", flag])
+@pytest.mark.parametrize("argv", [["model=pyramid", "--help"], ["-h", "model=pyramid"]])
+def test_help_lists_the_groups_and_the_config_the_overrides_compose_without_starting_hydra(argv, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["train.py", *argv])
     monkeypatch.setattr(cli, "hydra_main", lambda: pytest.fail("Hydra was reached"))
     assert cli.main() is None
     out = capsys.readouterr().out
@@ -50,7 +51,8 @@ def test_help_lists_the_groups_and_the_config_the_overrides_compose_without_star
 
 @pytest.mark.parametrize("argv", [
     ["--help", "trainer.max_epochs=[1"],  # a bad override: Hydra's own report
-    ["--help", "hydra.help.template=$FLAGS_HELP"],  # a page that needs Hydra's flags
+    ["--help", "hydra.help.template=$FLAGS_HELP"],  # pages that need Hydra's flags or its groups
+    ["--help", "hydra.help.template=$HYDRA_CONFIG_GROUPS"],
     ["--help", "-m"],
     ["--hydra-help"],
 ])
@@ -80,6 +82,13 @@ def test_a_run_folder_holding_only_hydras_record_goes_with_the_parents_it_emptie
     kept.write_text("an earlier run's file")
     cli.remove_if_only_hydras(run)
     assert not (tmp_path / "outputs" / "runs").exists() and kept.exists()
+
+
+def test_the_folder_the_command_ran_in_stays_though_empty(tmp_path):
+    run = tmp_path / "work" / "outputs" / "runs" / "2026-12-07_06-00-00"
+    (run / ".hydra").mkdir(parents=True)
+    cli.remove_if_only_hydras(run)
+    assert list(tmp_path.rglob("*")) == [tmp_path / "work"]  # outputs/runs/ went, the working folder did not
 
 
 def test_a_run_folder_holding_anything_else_stays(tmp_path):
@@ -120,6 +129,16 @@ def test_a_sweeps_job_that_fails_on_bad_input_is_recorded_and_the_sweep_goes_on(
     assert capsys.readouterr().err == "error: model.width: must be positive\n"
     assert json.loads((tmp_path / "summary.json").read_text()) == {
         "status": "failed", "error": "model.width: must be positive", "overrides": ["model=pyramid"]}
+
+
+def test_a_sweeps_job_that_cannot_write_records_what_to_do_not_the_os_error(tmp_path, monkeypatch, capsys):
+    full = OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "last.ckpt"))
+    one_job(monkeypatch, group="sweep", trains=lambda cfg: (_ for _ in ()).throw(full))
+    assert math.isnan(cli.run_job(make_cfg(tmp_path)))
+    said = capsys.readouterr().err
+    recorded = json.loads((tmp_path / "summary.json").read_text())["error"]
+    assert said == CannotWrite.from_os_error(full).line() + "\n" and recorded == first_line(CannotWrite.from_os_error(full))
+    assert recorded != first_line(full)
 
 
 def test_a_sweeps_job_that_hits_a_bug_logs_its_traceback_and_the_sweep_goes_on(tmp_path, monkeypatch, caplog):

@@ -207,10 +207,10 @@ def test_the_commands_log_no_lightning_info_lines(digits_run, caplog):
 
 
 @pytest.mark.parametrize(("main", "says"), [
-    (main_eval, ["usage: trainlab-eval ", "Use a trained model: evaluate it", "a run folder (its best checkpoint)",
+    (main_eval, ["usage: trainlab-eval ", "a run folder (its best checkpoint)",
                  "--split {train,val,test}", "the split of the run's data to evaluate on (default: test)",
                  "a labelled csv, parquet or feather file", "the file's label column (default: the data's, or `label`)"]),
-    (main_predict, ["usage: trainlab-predict ", "Predict the labels of new rows.", "a run folder (its best checkpoint)",
+    (main_predict, ["usage: trainlab-predict ", "a run folder (its best checkpoint)",
                     "a csv, parquet or feather file with the training data's columns"]),
 ])
 def test_each_commands_help_names_it_and_says_what_each_argument_is(main, says, capsys, monkeypatch):
@@ -219,6 +219,9 @@ def test_each_commands_help_names_it_and_says_what_each_argument_is(main, says, 
         main(["--help"])
     out = capsys.readouterr().out
     assert stopped.value.code == 0 and [text for text in says if text not in out] == []
+    assert out.split("\n\n")[1] == {main_eval: "Use a trained model: evaluate it on a split or a labelled file, or "
+                                               "predict the labels of new rows.",
+                                     main_predict: "Predict the labels of new rows."}[main]  # one line, below usage
 
 
 def test_text_runs_predict_class_names_and_evaluate_named_labels(tmp_path, reviews_csv):

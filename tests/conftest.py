@@ -108,7 +108,7 @@ def reviews_csv(tmp_path_factory) -> Path:
     return path
 
 
-# Under `make mutation`: the test file of each mutated module whose tests are not in tests/test_<module>.py.
+# Under `make mutation`: the test files of each mutated module whose tests are not (only) in tests/test_<module>.py.
 OWN_TESTS = {"optim": ("test_train.py",), "module": ("test_module.py", "test_train.py"),
              "checkpoints": ("test_checkpoints.py", "test_loggers_callbacks.py"),
              "folding": ("test_loggers_callbacks.py",), "resume": ("test_reliability.py", "test_evaluate.py"),

@@ -28,12 +28,11 @@ def one_job(monkeypatch, group: str | None, trains=lambda cfg: SUMMARY):
     return handlers
 
 
-def refuse(cfg):
-    raise ConfigError("model.width", "must be positive")
-
-
-def crash(cfg):
-    raise KeyError("a bug")
+def raising(error: Exception):
+    """A training that fails with `error`."""
+    def train(cfg):
+        raise error
+    return train
 
 
 @pytest.mark.parametrize("argv", [["model=pyramid", "--help"], ["-h", "model=pyramid"]])
@@ -124,7 +123,7 @@ def test_replicates_outside_a_sweep_are_refused_and_the_run_folder_goes(tmp_path
 
 
 def test_a_sweeps_job_that_fails_on_bad_input_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch, capsys):
-    one_job(monkeypatch, group="sweep", trains=refuse)
+    one_job(monkeypatch, group="sweep", trains=raising(ConfigError("model.width", "must be positive")))
     assert math.isnan(cli.run_job(make_cfg(tmp_path)))
     assert capsys.readouterr().err == "error: model.width: must be positive\n"
     assert json.loads((tmp_path / "summary.json").read_text()) == {
@@ -133,7 +132,7 @@ def test_a_sweeps_job_that_fails_on_bad_input_is_recorded_and_the_sweep_goes_on(
 
 def test_a_sweeps_job_that_cannot_write_records_what_to_do_not_the_os_error(tmp_path, monkeypatch, capsys):
     full = OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "last.ckpt"))
-    one_job(monkeypatch, group="sweep", trains=lambda cfg: (_ for _ in ()).throw(full))
+    one_job(monkeypatch, group="sweep", trains=raising(full))
     assert math.isnan(cli.run_job(make_cfg(tmp_path)))
     said = capsys.readouterr().err
     recorded = json.loads((tmp_path / "summary.json").read_text())["error"]
@@ -142,14 +141,14 @@ def test_a_sweeps_job_that_cannot_write_records_what_to_do_not_the_os_error(tmp_
 
 
 def test_a_sweeps_job_that_hits_a_bug_logs_its_traceback_and_the_sweep_goes_on(tmp_path, monkeypatch, caplog):
-    one_job(monkeypatch, group="sweep", trains=crash)
+    one_job(monkeypatch, group="sweep", trains=raising(KeyError("a bug")))
     assert math.isnan(cli.run_job(make_cfg(tmp_path)))
     assert "job failed; the sweep goes on" in caplog.text and "KeyError: 'a bug'" in caplog.text
     assert json.loads((tmp_path / "summary.json").read_text())["status"] == "failed"
 
 
 def test_a_single_run_that_hits_a_bug_raises_it_with_its_traceback(tmp_path, monkeypatch):
-    one_job(monkeypatch, group=None, trains=crash)
+    one_job(monkeypatch, group=None, trains=raising(KeyError("a bug")))
     (tmp_path / ".hydra").mkdir()
     with pytest.raises(KeyError, match="a bug"):
         cli.run_job(make_cfg(tmp_path))

@@ -30,6 +30,9 @@ def no_network(monkeypatch):
     monkeypatch.setattr(socket, "create_connection", refuse)
 
 
+QUIET = ("logger=none", "callbacks.progress_bar.refresh_rate=0")  # no logger files, no progress lines
+
+
 def make_cfg(tmp_path: Path, *overrides: str) -> DictConfig:
     """The composed train config, writing into tmp_path, as `python train.py <overrides>` would."""
     return compose_config(*overrides, output_dir=tmp_path)
@@ -147,6 +150,17 @@ def pytest_collection_modifyitems(items):
         if spent > budget and position > 0:
             del items[position:]
             break
+
+
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory) -> tuple[Path, dict]:
+    """A small trained digits run (folder, summary) that tests read and never change."""
+    from trainlab.run.pipeline import train_and_test
+
+    folder = tmp_path_factory.mktemp("digits_run")
+    summary = train_and_test(make_cfg(folder, "data=digits", "model=uniform", "model.width=32", "model.depth=1",
+                                      "trainer.max_epochs=3", *QUIET))
+    return folder, summary
 
 
 def blobs_table(n: int = 120, seed: int = 0):

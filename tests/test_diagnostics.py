@@ -16,10 +16,8 @@ from trainlab.nn.verdict import fit_verdict
 from trainlab.run.build import build_run
 from trainlab.run.pipeline import train_and_test
 
-from conftest import make_cfg, run_cli
+from conftest import QUIET, make_cfg, run_cli
 from wandb_records import run_contents
-
-QUIET = ("logger=none", "callbacks.progress_bar.refresh_rate=0")
 
 
 @pytest.fixture(scope="module")

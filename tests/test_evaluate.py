@@ -17,17 +17,7 @@ from trainlab.run.build import load_module
 from trainlab.run.evaluate import _trainer, checkpoint_of, evaluate, main_eval, main_predict, predict, prepared
 from trainlab.run.pipeline import train_and_test
 
-from conftest import make_cfg, review_texts
-
-QUIET = ("logger=none", "callbacks.progress_bar.refresh_rate=0")
-
-
-@pytest.fixture(scope="module")
-def digits_run(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("digits_run")
-    summary = train_and_test(make_cfg(folder, "data=digits", "model=uniform", "model.width=32", "model.depth=1",
-                                      "trainer.max_epochs=3", *QUIET))
-    return folder, summary
+from conftest import QUIET, make_cfg, review_texts
 
 
 def digits_table(path, rows: slice, label: bool):

@@ -8,16 +8,12 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from trainlab.run.pipeline import train_and_test
 from trainlab.run.summary import optimized_value
 
-from conftest import make_cfg
 
-
-def test_the_tested_weights_predictions_are_saved_with_their_accuracy_confusion_and_fingerprint(tmp_path):
-    summary = train_and_test(make_cfg(tmp_path, "data=digits", "model=uniform", "model.width=16", "model.depth=1",
-                                      "trainer.max_epochs=2", "logger=none", "callbacks.progress_bar.refresh_rate=0"))
-    saved, evaluated = np.load(tmp_path / "predictions.npz"), summary["evaluated"]
+def test_the_tested_weights_predictions_are_saved_with_their_accuracy_confusion_and_fingerprint(digits_run):
+    folder, summary = digits_run
+    saved, evaluated = np.load(folder / "predictions.npz"), summary["evaluated"]
     assert sorted(saved.files) == ["test_label", "test_predicted", "val_label", "val_predicted"]
     for split in ("val", "test"):
         predicted, label = saved[f"{split}_predicted"], saved[f"{split}_label"]

@@ -16,9 +16,8 @@ from trainlab.nn.tables import load_table
 from trainlab.run.build import build_datamodule
 from trainlab.run.pipeline import train_and_test
 
-from conftest import ROOT, blobs_table, make_cfg
+from conftest import QUIET, ROOT, blobs_table, make_cfg
 
-QUIET = ("logger=none", "callbacks.progress_bar.refresh_rate=0")
 WRITERS = {"blobs.csv": lambda frame, path: frame.to_csv(path, index=False),
            "blobs.csv.gz": lambda frame, path: frame.to_csv(path, index=False),  # pandas gzips by the suffix
            "blobs.parquet": lambda frame, path: frame.to_parquet(path),

@@ -16,9 +16,7 @@ from trainlab.nn.text import MultiHot, MultiHotRows, WordEmbedding, load_hub, lo
 from trainlab.run.build import build_datamodule, build_net
 from trainlab.run.pipeline import train_and_test
 
-from conftest import make_cfg
-
-QUIET = ("logger=none", "callbacks.progress_bar.refresh_rate=0")
+from conftest import QUIET, make_cfg
 
 
 def text_datamodule(tmp_path, *overrides):

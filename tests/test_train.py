@@ -15,9 +15,7 @@ from trainlab.errors import ConfigError
 from trainlab.run.pipeline import train_and_test
 from trainlab.run.summary import optimized_value
 
-from conftest import ROOT, make_cfg, run_cli
-
-QUIET = ("logger=none", "callbacks.progress_bar.refresh_rate=0")
+from conftest import QUIET, ROOT, make_cfg, run_cli
 
 
 def test_relu_adam_learns_mnist(tmp_path):

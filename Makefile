@@ -98,5 +98,6 @@ bench: setup
 	$(PY) bench/study.py
 	$(PY) bench/sweep.py
 	$(PY) bench/search_workers.py
+	$(PY) bench/mutation_threads.py
 	$(PY) bench/text_bow.py
 	$(PY) bench/fault_injection.py

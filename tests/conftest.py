@@ -114,7 +114,8 @@ def reviews_csv(tmp_path_factory) -> Path:
 # Under `make mutation`: the test files of each mutated module whose tests are not (only) in tests/test_<module>.py.
 OWN_TESTS = {"optim": ("test_train.py",), "module": ("test_module.py", "test_train.py"),
              "checkpoints": ("test_checkpoints.py", "test_loggers_callbacks.py"),
-             "folding": ("test_loggers_callbacks.py",), "resume": ("test_reliability.py", "test_evaluate.py"),
+             "folding": ("test_loggers_callbacks.py",),
+             "resume": ("test_resume.py", "test_cluster.py", "test_reliability.py"),
              "cli": ("test_cli.py", "test_habits.py", "test_own_net.py", "test_loggers_callbacks.py"),
              "summary": ("test_summary.py", "test_train.py"),
              "verdict": ("test_diagnostics.py",), "rules": ("test_schema.py",)}

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import re
+from types import SimpleNamespace
 
 import lightning as L
 import pytest
@@ -11,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainlab.errors import NonFiniteLoss
+from trainlab.nn.diagnostics import NaNGuard
 from trainlab.nn.models import MLP, estimate_memory
 from trainlab.nn.verdict import fit_verdict
 from trainlab.run.build import build_run
@@ -475,3 +477,71 @@ def test_training_steps_read_no_value_back_between_logging_steps(tmp_path, monke
     run.trainer.fit(run.module, datamodule=run.datamodule)
     assert len(steps_reading) > 60
     assert 0 < sum(steps_reading[1:]) <= 0.25 * len(steps_reading)
+
+
+def checklist_of(x, y, *, outputs=10, classes=10, largest=16.0, precision="32-true", lr=0.5, net=None):
+    """NaNGuard's checklist for one batch, from the parts of a trainer and module it reads."""
+    net = net if net is not None else nn.Linear(4, outputs)
+    trainer = SimpleNamespace(optimizers=[torch.optim.SGD(net.parameters(), lr=lr)], precision=precision,
+                              datamodule=SimpleNamespace(num_classes=classes, largest_feature=lambda: largest))
+    return NaNGuard.checklist(trainer, SimpleNamespace(net=net), (x, y), "loss became nan").splitlines()
+
+
+def test_nan_guards_checklist_in_full_when_it_found_no_evidence():
+    assert checklist_of(torch.ones(2, 4), torch.tensor([1, 3])) == [
+        "loss became nan",
+        "Checklist (x: evidence found):",
+        "  [ ] NaN/inf in the inputs: none in this batch",
+        "  [ ] input dtype: torch.float32 (float expected, or word ids)",
+        "  [ ] learning rate: 0.5 (lower it, e.g. optim.lr=0.05)",
+        "  [ ] optimizer: SGD (an adaptive one, optim=adam, is more forgiving)",
+        "  [ ] feature scaling: largest |training feature| 16 (data.scaler=global, standard or minmax)",
+        "  [ ] output size vs labels: 10 outputs for 10 classes, largest label in this batch 3",
+        "  [ ] precision: 32-true (32-true is the safe choice)",
+    ]
+
+
+def test_nan_guards_checklist_marks_each_piece_of_evidence():
+    x = torch.tensor([[1.0, float("inf"), 0.0, 0.0]])
+    lines = checklist_of(x, torch.tensor([12]), outputs=3, largest=5e3, precision="bf16-mixed")
+    assert lines[2] == "  [x] NaN/inf in the inputs: found in this batch"
+    assert lines[3].startswith("  [ ] input dtype")
+    assert lines[6] == "  [x] feature scaling: largest |training feature| 5e+03 (data.scaler=global, standard or minmax)"
+    assert lines[7] == "  [x] output size vs labels: 3 outputs for 10 classes, largest label in this batch 12"
+    assert lines[8] == "  [x] precision: bf16-mixed (32-true is the safe choice)"
+
+
+@pytest.mark.parametrize(("x", "outputs", "classes", "y", "marked"), [
+    (torch.ones(1, 4, dtype=torch.int32), 10, 10, 9, {3}),  # ints that are not word ids
+    (torch.ones(1, 4, dtype=torch.long), 10, 10, 9, set()),  # word ids
+    (torch.ones(1, 4), 1, 2, 1, set()),  # two classes: one logit
+    (torch.ones(1, 4), 10, 10, 10, {7}),  # a label the outputs cannot reach
+    (torch.tensor([[1.0, float("nan")]]).to_sparse_csr(), 10, 10, 0, {2}),  # a multi-hot text batch
+])
+def test_nan_guards_checklist_reads_the_batch_the_net_and_the_data(x, outputs, classes, y, marked):
+    lines = checklist_of(x, torch.tensor([y]), outputs=outputs, classes=classes, largest=1e3)
+    assert {i for i, line in enumerate(lines) if line.startswith("  [x]")} == marked
+
+
+def test_a_net_that_does_not_end_in_a_linear_layer_leaves_its_output_size_unknown():
+    lines = checklist_of(torch.ones(1, 4), torch.tensor([2]), net=nn.Sequential(nn.Conv1d(1, 1, 1)))
+    assert lines[7] == "  [ ] output size vs labels: None outputs for 10 classes, largest label in this batch 2"
+    lines = checklist_of(torch.ones(1, 4), torch.tensor([10]), net=nn.Sequential(nn.Conv1d(1, 1, 1)))
+    assert lines[7].startswith("  [x] output size vs labels: None outputs")
+
+
+@pytest.mark.parametrize("step", [0, 5])
+def test_a_bad_step_kept_on_the_device_is_reported_with_where_it_was_read(step):
+    guard = NaNGuard(every_n_steps=10)
+    guard.first_bad_step, guard.last_batch = torch.tensor(step), (torch.ones(2, 4), torch.tensor([1, 3]))
+    net = nn.Linear(4, 10)
+    trainer = SimpleNamespace(optimizers=[torch.optim.SGD(net.parameters(), lr=0.5)], precision="32-true",
+                              datamodule=SimpleNamespace(num_classes=10, largest_feature=lambda: 1.0),
+                              current_epoch=1, global_step=7)
+    with pytest.raises(NonFiniteLoss) as error:
+        guard._raise_if_bad(trainer, SimpleNamespace(net=net))
+    assert str(error.value).splitlines()[:2] == [
+        f"loss became non-finite at epoch 1, step {step} (read back at step 7: on this device the guard reads it "
+        "every few steps; the checks below look at the latest batch)", "Checklist (x: evidence found):"]
+    guard.first_bad_step = torch.tensor(-1)
+    guard._raise_if_bad(trainer, SimpleNamespace(net=net))  # every loss was finite

@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 
 from trainlab.errors import ConfigError
 from trainlab.run import resume
-from trainlab.run.resume import SCHEDULER_RECORD, check_shapes, current_form, open_run_folder, resumed_config
+from trainlab.run.resume import SCHEDULER_RECORD, current_form, resumed_config
 
 from conftest import make_cfg
 
@@ -114,10 +114,10 @@ def test_a_checkpoint_of_another_shape_names_the_tensor_and_both_shapes(tmp_path
     state = {"state_dict": {"0.weight": torch.zeros(4, 3)}}
     with pytest.raises(ConfigError, match=r"^eval: x.ckpt is of another model shape: 0.weight is \[4, 3\] there, "
                                           r"\[2, 3\] here$"):
-        check_shapes("x.ckpt", state, net, "eval")
+        resume.check_shapes("x.ckpt", state, net, "eval")
     with pytest.raises(ConfigError, match=r"0.bias is missing there, \[2\] here$"):
-        check_shapes("x.ckpt", state | {"state_dict": {"0.weight": torch.zeros(2, 3)}}, net)
-    check_shapes("x.ckpt", {"state_dict": net.state_dict()}, net)
+        resume.check_shapes("x.ckpt", state | {"state_dict": {"0.weight": torch.zeros(2, 3)}}, net)
+    resume.check_shapes("x.ckpt", {"state_dict": net.state_dict()}, net)
 
 
 # Saved before trainlab's modules were grouped into wings, and each class's home now.
@@ -162,13 +162,13 @@ def test_a_single_saved_logger_becomes_a_list_under_its_options_name():
 
 def test_a_run_folder_is_opened_once(tmp_path):
     cfg = OmegaConf.create({"paths": {"output_dir": str(tmp_path / "deep" / "run")}})
-    assert open_run_folder(cfg, None) == tmp_path / "deep" / "run"
+    assert resume.open_run_folder(cfg, None) == tmp_path / "deep" / "run"
     for leftover in ("summary.json", "checkpoints/last.ckpt"):
         (tmp_path / "deep" / "run" / leftover).parent.mkdir(exist_ok=True)
         (tmp_path / "deep" / "run" / leftover).write_text("")
         with pytest.raises(ConfigError, match=r"^paths.output_dir: .* already holds a run; continue it with resume="):
-            open_run_folder(cfg, None)
-        assert open_run_folder(cfg, tmp_path / "deep" / "run" / "checkpoints" / "last.ckpt")
+            resume.open_run_folder(cfg, None)
+        assert resume.open_run_folder(cfg, tmp_path / "deep" / "run" / "checkpoints" / "last.ckpt")
         (tmp_path / "deep" / "run" / leftover).unlink()
 
 
@@ -186,3 +186,16 @@ def test_a_requeued_job_continues_from_its_folders_last_checkpoint(tmp_path, mon
 def test_the_saved_config_is_resolved(tmp_path):
     resume.save_config(tmp_path, OmegaConf.create({"a": 2, "b": "${a}"}))
     assert OmegaConf.load(tmp_path / "config.yaml") == {"a": 2, "b": 2}
+
+
+def test_a_corrupted_checkpoint_file_is_refused_under_the_key_that_named_it(tmp_path):
+    (tmp_path / "bad.ckpt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ConfigError, match="is corrupted") as refused:
+        resumed_config(make_cfg(tmp_path / "new", f"ckpt_path={tmp_path / 'bad.ckpt'}"), [])
+    assert refused.value.key == "ckpt_path"
+
+
+def test_weights_to_resume_from_of_another_shape_name_their_file(tmp_path):
+    ckpt = checkpoint_file(tmp_path / "old.ckpt")
+    with pytest.raises(ConfigError, match=rf"^resume: {ckpt} is of another model shape: net.0.weight is \[2, 3\]"):
+        resume.check_checkpoint(ckpt, torch.nn.ModuleDict({"net": torch.nn.Sequential(torch.nn.Linear(3, 4))}))

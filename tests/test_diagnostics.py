@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from types import SimpleNamespace
 
@@ -12,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainlab.errors import NonFiniteLoss
-from trainlab.nn.diagnostics import NaNGuard
+from trainlab.nn.diagnostics import GradientFlow, NaNGuard
 from trainlab.nn.models import MLP, estimate_memory
 from trainlab.nn.verdict import fit_verdict
 from trainlab.run.build import build_run
@@ -523,6 +524,11 @@ def test_nan_guards_checklist_reads_the_batch_the_net_and_the_data(x, outputs, c
     assert {i for i, line in enumerate(lines) if line.startswith("  [x]")} == marked
 
 
+@pytest.mark.parametrize(("largest", "mark"), [(1000.0, " "), (1000.5, "x"), (math.nan, " ")])
+def test_features_above_a_thousand_are_evidence_of_missing_scaling(largest, mark):
+    assert checklist_of(torch.ones(1, 4), torch.tensor([1]), largest=largest)[6].startswith(f"  [{mark}] feature scaling")
+
+
 def test_a_net_that_does_not_end_in_a_linear_layer_leaves_its_output_size_unknown():
     lines = checklist_of(torch.ones(1, 4), torch.tensor([2]), net=nn.Sequential(nn.Conv1d(1, 1, 1)))
     assert lines[7] == "  [ ] output size vs labels: None outputs for 10 classes, largest label in this batch 2"
@@ -545,3 +551,11 @@ def test_a_bad_step_kept_on_the_device_is_reported_with_where_it_was_read(step):
         "every few steps; the checks below look at the latest batch)", "Checklist (x: evidence found):"]
     guard.first_bad_step = torch.tensor(-1)
     guard._raise_if_bad(trainer, SimpleNamespace(net=net))  # every loss was finite
+
+
+def test_gradient_flow_warns_once_per_kind():
+    flow = GradientFlow()
+    for message in ("vanishing gradients at step 0: a", "vanishing gradients at step 25: b",
+                    "exploding gradients at step 50: c", "exploding gradients at step 75: d"):
+        flow._warn(None, message)
+    assert flow.report["warnings"] == ["vanishing gradients at step 0: a", "exploding gradients at step 50: c"]

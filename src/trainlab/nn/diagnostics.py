@@ -108,7 +108,7 @@ class GradientFlow(Diagnostic):
                                 "or normalise)")
 
     def _warn(self, trainer, message: str) -> None:
-        kind = message.split(" at ")[0]
+        kind = message.split()[0]  # vanishing or exploding
         if not any(w.startswith(kind) for w in self.report["warnings"]):  # once per kind, not every N steps
             log.warning("gradient flow: %s", message)
             self.report["warnings"].append(message)
@@ -213,7 +213,7 @@ class NaNGuard(L.Callback):
         group = optimizer.param_groups[0]
         dm = trainer.datamodule
         values = x.values() if x.layout == torch.sparse_csr else x  # multi-hot text batches are sparse
-        finite_inputs = bool(torch.isfinite(values.float()).all()) if x.is_floating_point() else True
+        finite_inputs = bool(torch.isfinite(values.float()).all())  # word ids are always finite
         linear = _linear_layers(pl_module.net)  # a user's own net may end in another layer: then unknown
         outputs = linear[-1].out_features if linear else None
         needed = output_size(dm.num_classes)

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainlab.errors import NonFiniteLoss
-from trainlab.nn.diagnostics import GradientFlow, NaNGuard
+from trainlab.nn.diagnostics import FitVerdict, GradientFlow, NaNGuard
 from trainlab.nn.models import MLP, estimate_memory
 from trainlab.nn.verdict import fit_verdict
 from trainlab.run.build import build_run
@@ -559,3 +559,17 @@ def test_gradient_flow_warns_once_per_kind():
                     "exploding gradients at step 50: c", "exploding gradients at step 75: d"):
         flow._warn(None, message)
     assert flow.report["warnings"] == ["vanishing gradients at step 0: a", "exploding gradients at step 50: c"]
+
+
+@pytest.mark.parametrize(("samples", "thresholds", "fit"), [
+    ({"train": 50, "val": 50}, {}, "good fit"),  # the gap within the noise of 50 samples
+    ({"train": 500, "val": 500}, {}, "overfitting"),
+    ({"train": 50}, {}, "overfitting"),  # no val count: the gap is not tested
+    ({"train": 500, "val": 500}, {"overfit_gap": 0.1}, "good fit"),
+    ({"train": 500, "val": 500}, {"underfit_acc": 0.97}, "underfitting"),
+])
+def test_the_verdict_callback_judges_on_its_thresholds_and_the_runs_sample_sizes(samples, thresholds, fit):
+    history = [{"epoch": 0, "train/acc": 0.96, "val/acc": 0.90, "train/loss": 0.2, "val/loss": 0.3}]
+    verdict = FitVerdict(**thresholds)
+    verdict.on_fit_end(SimpleNamespace(loggers=[]), SimpleNamespace(history=history, samples=samples))
+    assert verdict.report["fit"] == fit

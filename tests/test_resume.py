@@ -199,3 +199,17 @@ def test_weights_to_resume_from_of_another_shape_name_their_file(tmp_path):
     ckpt = checkpoint_file(tmp_path / "old.ckpt")
     with pytest.raises(ConfigError, match=rf"^resume: {ckpt} is of another model shape: net.0.weight is \[2, 3\]"):
         resume.check_checkpoint(ckpt, torch.nn.ModuleDict({"net": torch.nn.Sequential(torch.nn.Linear(3, 4))}))
+
+
+class Exploit:
+    def __reduce__(self):
+        return (print, ("this must never run",))
+
+
+def test_a_checkpoint_holding_more_than_plain_data_is_refused_unopened(tmp_path, capsys):
+    ckpt = checkpoint_file(tmp_path / "tampered.ckpt", payload=Exploit())
+    with pytest.raises(ConfigError) as refused:
+        resume.read_checkpoint(ckpt, "ckpt_path")
+    assert str(refused.value) == (f"ckpt_path: {ckpt} holds objects other than tensors and plain data, so it is refused "
+                                  "(checkpoints load with weights_only=True); use a checkpoint trainlab wrote")
+    assert "must never run" not in capsys.readouterr().out

@@ -90,7 +90,7 @@ def _carry_overrides(resumed: DictConfig, cfg: DictConfig, overrides: list[str],
             raise ConfigError(key, f"{name}=... would change what was trained: a continued run can change "
                               f"{', '.join(CARRIED[:3])} keys (trainer.max_epochs=20), or train anew")
         with open_dict(resumed):
-            OmegaConf.update(resumed, name, OmegaConf.select(cfg, name), force_add=True)
+            OmegaConf.update(resumed, name, OmegaConf.select(cfg, name))
 
 
 def open_run_folder(cfg: DictConfig, resume_from: Path | None) -> Path:

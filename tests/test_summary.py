@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 from omegaconf import OmegaConf
 
-from trainlab.run.summary import optimized_value, record_failure
+from trainlab.run.summary import optimized_value, record_failure, save_predictions
 
 
 def test_the_tested_weights_predictions_are_saved_with_their_accuracy_confusion_and_fingerprint(digits_run):
@@ -21,6 +23,7 @@ def test_the_tested_weights_predictions_are_saved_with_their_accuracy_confusion_
         assert predicted.dtype == label.dtype == np.int32 and len(predicted) == evaluated[f"{split}_samples"] > 100
         assert evaluated[f"{split}/acc"] == (predicted == label).mean()
     assert evaluated["test/acc"] == pytest.approx(summary["test"]["test/acc"])
+    assert evaluated["val/acc"] == pytest.approx(summary["best"]["val/acc"])  # the val split, not train
     confusion = np.array(evaluated["test_confusion"])  # rows: the true class
     assert confusion.shape == (10, 10) and confusion.trace() / confusion.sum() == evaluated["test/acc"]
     assert confusion.sum(axis=1).tolist() == np.bincount(saved["test_label"], minlength=10).tolist()
@@ -53,3 +56,44 @@ def test_a_failed_sweep_job_keeps_the_summary_its_training_wrote(tmp_path):
     (tmp_path / "summary.json").write_text('{"status": "failed", "error": "loss became nan"}')
     record_failure(OmegaConf.create({"paths": {"output_dir": str(tmp_path)}}), ValueError("later"), [])
     assert json.loads((tmp_path / "summary.json").read_text())["error"] == "loss became nan"
+
+
+def predicting_trainer(world_size=1, fast_dev_run=False):
+    """A trainer whose predict gives each loader's batches of (predicted, label, probabilities)."""
+    def batch(predicted, label):
+        return torch.tensor(predicted), torch.tensor(label), torch.full((len(label), 3), 1 / 3)
+
+    batches = {"val": [batch([0, 1], [0, 2]), batch([2], [2])], "test": [batch([1, 1, 0], [1, 0, 0])]}
+
+    def predict(module, dataloaders):
+        assert module is MODULE
+        return [batches[loader] for loader in dataloaders]
+
+    return SimpleNamespace(world_size=world_size, fast_dev_run=fast_dev_run, predict=predict)
+
+
+MODULE = SimpleNamespace(num_classes=3, history=[{"epoch": 0}, {"epoch": 4}], loaded_epoch=None)
+DATA = SimpleNamespace(val_dataloader=lambda: ["val", "train measured like val"], test_dataloader=lambda: "test")
+
+
+def test_predictions_of_val_and_test_are_saved_with_what_they_give(tmp_path):
+    evaluated = save_predictions(predicting_trainer(), MODULE, DATA, tmp_path)
+    assert evaluated == {"epoch": 4, "val/acc": 2 / 3, "val_samples": 3, "test/acc": 2 / 3, "test_samples": 3,
+                         "test_confusion": [[1, 1, 0], [0, 1, 0], [0, 0, 0]],
+                         "fingerprint": hashlib.sha1(np.array([0, 2, 2, 1, 0, 0], np.int32).tobytes()).hexdigest()[:16]}
+    saved = np.load(tmp_path / "predictions.npz")
+    assert saved["val_predicted"].tolist() == [0, 1, 2] and saved["test_label"].tolist() == [1, 0, 0]
+
+
+@pytest.mark.parametrize(("loaded_epoch", "history", "epoch"), [(2, [{"epoch": 4}], 2), (None, [], None)])
+def test_the_predictions_epoch_is_the_loaded_checkpoints_else_the_last_trained(tmp_path, loaded_epoch, history, epoch):
+    module = SimpleNamespace(**{**vars(MODULE), "loaded_epoch": loaded_epoch, "history": history})
+    trainer = predicting_trainer()
+    trainer.predict = lambda _, dataloaders: predicting_trainer().predict(MODULE, dataloaders)
+    assert save_predictions(trainer, module, DATA, tmp_path)["epoch"] == epoch
+
+
+@pytest.mark.parametrize(("world_size", "fast_dev_run"), [(2, False), (1, 1)])
+def test_no_predictions_from_a_shard_or_a_single_batch(tmp_path, world_size, fast_dev_run):
+    assert save_predictions(predicting_trainer(world_size, fast_dev_run), MODULE, DATA, tmp_path) == {}
+    assert not (tmp_path / "predictions.npz").exists()

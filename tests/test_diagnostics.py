@@ -570,6 +570,9 @@ def test_gradient_flow_warns_once_per_kind():
 ])
 def test_the_verdict_callback_judges_on_its_thresholds_and_the_runs_sample_sizes(samples, thresholds, fit):
     history = [{"epoch": 0, "train/acc": 0.96, "val/acc": 0.90, "train/loss": 0.2, "val/loss": 0.3}]
-    verdict = FitVerdict(**thresholds)
-    verdict.on_fit_end(SimpleNamespace(loggers=[]), SimpleNamespace(history=history, samples=samples))
+    verdict, logged = FitVerdict(**thresholds), []
+    logger = SimpleNamespace(log_metrics=logged.append)
+    verdict.on_fit_end(SimpleNamespace(loggers=[logger, logger]), SimpleNamespace(history=history, samples=samples))
     assert verdict.report["fit"] == fit
+    assert logged == 2 * [{"verdict/overfitting": float(fit == "overfitting"),
+                           "verdict/underfitting": float(fit == "underfitting")}]

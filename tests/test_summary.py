@@ -30,6 +30,9 @@ def test_the_tested_weights_predictions_are_saved_with_their_accuracy_confusion_
     labels = saved["val_label"].tobytes() + saved["test_label"].tobytes()
     assert evaluated["fingerprint"] == hashlib.sha1(labels).hexdigest()[:16]
     assert evaluated["epoch"] == summary["best_epoch"]
+    assert summary["best_checkpoint"] == str(folder / "checkpoints" / f"best-epoch{summary['best_epoch']:03d}.ckpt")
+    assert 0 < summary["wall_time_s"] < 600 and summary["verdict"]["fit"] in ("underfitting", "overfitting", "good fit")
+    assert "verdict" not in summary["diagnostics"] and "epoch_time" in summary["diagnostics"]
 
 
 SECTIONS = {"best": {"val/acc": 0.75, "epoch": 3}, "test": {"test/acc": 0.5}}

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import time
 from types import SimpleNamespace
 
 import lightning as L
@@ -13,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainlab.errors import NonFiniteLoss
-from trainlab.nn.diagnostics import FitVerdict, GradientFlow, NaNGuard
+from trainlab.nn.diagnostics import EpochTime, FitVerdict, GradientFlow, NaNGuard
 from trainlab.nn.models import MLP, estimate_memory
 from trainlab.nn.verdict import fit_verdict
 from trainlab.run.build import build_run
@@ -576,3 +577,13 @@ def test_the_verdict_callback_judges_on_its_thresholds_and_the_runs_sample_sizes
     assert verdict.report["fit"] == fit
     assert logged == 2 * [{"verdict/overfitting": float(fit == "overfitting"),
                            "verdict/underfitting": float(fit == "underfitting")}]
+
+
+def test_epoch_time_records_each_epochs_seconds_and_their_median(monkeypatch):
+    clock = iter([10.0, 12.34567, 20.0, 21.0, 30.0, 34.0])
+    monkeypatch.setattr(time, "perf_counter", lambda: next(clock))
+    timer = EpochTime()
+    for _ in range(3):
+        timer.on_train_epoch_start(None, None)
+        timer.on_train_epoch_end(None, None)
+    assert timer.report == {"seconds": [2.3457, 1.0, 4.0], "median_s": 2.3457}

@@ -11,7 +11,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from trainlab.run.summary import optimized_value, record_failure, save_predictions
+from trainlab.run.summary import _fmt, optimized_value, record_failure, record_notes, save_predictions
 
 
 def test_the_tested_weights_predictions_are_saved_with_their_accuracy_confusion_and_fingerprint(digits_run):
@@ -100,3 +100,16 @@ def test_the_predictions_epoch_is_the_loaded_checkpoints_else_the_last_trained(t
 def test_no_predictions_from_a_shard_or_a_single_batch(tmp_path, world_size, fast_dev_run):
     assert save_predictions(predicting_trainer(world_size, fast_dev_run), MODULE, DATA, tmp_path) == {}
     assert not (tmp_path / "predictions.npz").exists()
+
+
+@pytest.mark.parametrize(("record", "notes"), [
+    ({}, ""), ({"requeued": 1}, " | requeued 1 time"), ({"requeued": 2}, " | requeued 2 times"),
+    ({"pruned_at_epoch": 0}, " | pruned after epoch 0"),
+    ({"requeued": 3, "pruned_at_epoch": 5}, " | requeued 3 times | pruned after epoch 5"),
+])
+def test_the_last_log_line_notes_requeues_and_pruning(record, notes):
+    assert record_notes(record) == notes
+
+
+def test_the_last_log_line_gives_metrics_without_the_epoch():
+    assert _fmt({"epoch": 3, "val/acc": 0.5, "val/loss": 0.25}) == "val/acc=0.5000 val/loss=0.2500"

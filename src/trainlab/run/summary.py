@@ -147,7 +147,7 @@ def record_failure(cfg: DictConfig, error: BaseException, overrides: list[str]) 
 
 def record_notes(record: dict) -> str:
     """What the last log line adds: a requeued job's attempts, a pruned trial's last epoch."""
-    times, pruned = record.get("requeued", 0), record.get("pruned_at_epoch")
+    times, pruned = record.get("requeued"), record.get("pruned_at_epoch")
     return (f" | requeued {times} time{'s' * (times > 1)}" if times else "") + (
         f" | pruned after epoch {pruned}" if pruned is not None else "")
 

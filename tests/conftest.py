@@ -153,6 +153,16 @@ def pytest_collection_modifyitems(items):
             break
 
 
+@pytest.fixture
+def submitit_job(monkeypatch):
+    """The environment submitit's local executor gives its job (SUBMITIT_LOCAL_JOB_ID: the same on each attempt)."""
+    monkeypatch.setenv("SUBMITIT_EXECUTOR", "local")
+    monkeypatch.setenv("SUBMITIT_LOCAL_JOB_ID", "4242")
+    for name, value in (("NTASKS", "1"), ("GLOBALID", "0"), ("LOCALID", "0"), ("JOB_NUM_NODES", "1"), ("NODEID", "0")):
+        monkeypatch.setenv(f"SUBMITIT_LOCAL_{name}", value)
+    return monkeypatch
+
+
 @pytest.fixture(scope="session")
 def digits_run(tmp_path_factory) -> tuple[Path, dict]:
     """A small trained digits run (folder, summary) that tests read and never change."""

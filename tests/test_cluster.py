@@ -37,16 +37,6 @@ def test_slurm_presets_ask_for_the_nodes_tasks_and_gpus_the_trainer_uses(overrid
     assert got["max_num_timeout"] == 3  # requeued after a time limit; the default 0 would give up at the first
 
 
-@pytest.fixture
-def submitit_job(monkeypatch):
-    """The environment submitit's local executor gives its job (SUBMITIT_LOCAL_JOB_ID: the same on each attempt)."""
-    monkeypatch.setenv("SUBMITIT_EXECUTOR", "local")
-    monkeypatch.setenv("SUBMITIT_LOCAL_JOB_ID", "4242")
-    for name, value in (("NTASKS", "1"), ("GLOBALID", "0"), ("LOCALID", "0"), ("JOB_NUM_NODES", "1"), ("NODEID", "0")):
-        monkeypatch.setenv(f"SUBMITIT_LOCAL_{name}", value)
-    return monkeypatch
-
-
 def test_a_job_is_known_by_its_schedulers_id_only_under_submitit(monkeypatch, submitit_job):
     assert scheduler_job() == "4242"
     monkeypatch.delenv("SUBMITIT_EXECUTOR")

@@ -481,12 +481,17 @@ def test_training_steps_read_no_value_back_between_logging_steps(tmp_path, monke
     assert 0 < sum(steps_reading[1:]) <= 0.25 * len(steps_reading)
 
 
-def checklist_of(x, y, *, outputs=10, classes=10, largest=16.0, precision="32-true", lr=0.5, net=None):
-    """NaNGuard's checklist for one batch, from the parts of a trainer and module it reads."""
+def guarded_trainer(net, classes=10, largest=16.0, precision="32-true", **state):
+    """The parts of a trainer NaNGuard reads: an SGD optimizer at lr 0.5, the data's classes and largest feature."""
+    return SimpleNamespace(optimizers=[torch.optim.SGD(net.parameters(), lr=0.5)], precision=precision,
+                           datamodule=SimpleNamespace(num_classes=classes, largest_feature=lambda: largest), **state)
+
+
+def checklist_of(x, y, *, outputs=10, net=None, **data):
+    """NaNGuard's checklist for one batch."""
     net = net if net is not None else nn.Linear(4, outputs)
-    trainer = SimpleNamespace(optimizers=[torch.optim.SGD(net.parameters(), lr=lr)], precision=precision,
-                              datamodule=SimpleNamespace(num_classes=classes, largest_feature=lambda: largest))
-    return NaNGuard.checklist(trainer, SimpleNamespace(net=net), (x, y), "loss became nan").splitlines()
+    return NaNGuard.checklist(guarded_trainer(net, **data), SimpleNamespace(net=net), (x, y),
+                              "loss became nan").splitlines()
 
 
 def test_nan_guards_checklist_in_full_when_it_found_no_evidence():
@@ -542,9 +547,7 @@ def test_a_bad_step_kept_on_the_device_is_reported_with_where_it_was_read(step):
     guard = NaNGuard(every_n_steps=10)
     guard.first_bad_step, guard.last_batch = torch.tensor(step), (torch.ones(2, 4), torch.tensor([1, 3]))
     net = nn.Linear(4, 10)
-    trainer = SimpleNamespace(optimizers=[torch.optim.SGD(net.parameters(), lr=0.5)], precision="32-true",
-                              datamodule=SimpleNamespace(num_classes=10, largest_feature=lambda: 1.0),
-                              current_epoch=1, global_step=7)
+    trainer = guarded_trainer(net, current_epoch=1, global_step=7)
     with pytest.raises(NonFiniteLoss) as error:
         guard._raise_if_bad(trainer, SimpleNamespace(net=net))
     assert str(error.value).splitlines()[:2] == [

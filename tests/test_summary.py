@@ -61,21 +61,23 @@ def test_a_failed_sweep_job_keeps_the_summary_its_training_wrote(tmp_path):
     assert json.loads((tmp_path / "summary.json").read_text())["error"] == "loss became nan"
 
 
-def predicting_trainer(world_size=1, fast_dev_run=False):
-    """A trainer whose predict gives each loader's batches of (predicted, label, probabilities)."""
+MODULE = SimpleNamespace(num_classes=3, history=[{"epoch": 0}, {"epoch": 4}], loaded_epoch=None)
+
+
+def predicting_trainer(world_size=1, fast_dev_run=False, module=MODULE):
+    """A trainer whose predict, of `module`, gives each loader's batches of (predicted, label, probabilities)."""
     def batch(predicted, label):
         return torch.tensor(predicted), torch.tensor(label), torch.full((len(label), 3), 1 / 3)
 
     batches = {"val": [batch([0, 1], [0, 2]), batch([2], [2])], "test": [batch([1, 1, 0], [1, 0, 0])]}
 
-    def predict(module, dataloaders):
-        assert module is MODULE
+    def predict(predicted_module, dataloaders):
+        assert predicted_module is module
         return [batches[loader] for loader in dataloaders]
 
     return SimpleNamespace(world_size=world_size, fast_dev_run=fast_dev_run, predict=predict)
 
 
-MODULE = SimpleNamespace(num_classes=3, history=[{"epoch": 0}, {"epoch": 4}], loaded_epoch=None)
 DATA = SimpleNamespace(val_dataloader=lambda: ["val", "train measured like val"], test_dataloader=lambda: "test")
 
 
@@ -91,9 +93,7 @@ def test_predictions_of_val_and_test_are_saved_with_what_they_give(tmp_path):
 @pytest.mark.parametrize(("loaded_epoch", "history", "epoch"), [(2, [{"epoch": 4}], 2), (None, [], None)])
 def test_the_predictions_epoch_is_the_loaded_checkpoints_else_the_last_trained(tmp_path, loaded_epoch, history, epoch):
     module = SimpleNamespace(**{**vars(MODULE), "loaded_epoch": loaded_epoch, "history": history})
-    trainer = predicting_trainer()
-    trainer.predict = lambda _, dataloaders: predicting_trainer().predict(MODULE, dataloaders)
-    assert save_predictions(trainer, module, DATA, tmp_path)["epoch"] == epoch
+    assert save_predictions(predicting_trainer(module=module), module, DATA, tmp_path)["epoch"] == epoch
 
 
 @pytest.mark.parametrize(("world_size", "fast_dev_run"), [(2, False), (1, 1)])

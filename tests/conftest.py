@@ -118,6 +118,8 @@ OWN_TESTS = {"optim": ("test_train.py",), "module": ("test_module.py", "test_tra
              "resume": ("test_resume.py", "test_cluster.py", "test_reliability.py"),
              "cli": ("test_cli.py", "test_habits.py", "test_own_net.py", "test_loggers_callbacks.py"),
              "summary": ("test_summary.py", "test_train.py"),
+             "text": ("test_text_data.py", "test_text.py"),
+             "diagnostics": ("test_diagnostic_hooks.py", "test_diagnostics.py"),
              "verdict": ("test_diagnostics.py",), "rules": ("test_schema.py",)}
 
 

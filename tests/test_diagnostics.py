@@ -2,10 +2,7 @@
 from __future__ import annotations
 
 import json
-import math
 import re
-import time
-from types import SimpleNamespace
 
 import lightning as L
 import pytest
@@ -14,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainlab.errors import NonFiniteLoss
-from trainlab.nn.diagnostics import EpochTime, FitVerdict, GradientFlow, NaNGuard
+from trainlab.nn.diagnostics import NaNGuard
 from trainlab.nn.models import MLP, estimate_memory
 from trainlab.nn.verdict import fit_verdict
 from trainlab.run.build import build_run
@@ -298,7 +295,7 @@ def test_own_callbacks_are_one_lightning_callback_that_calls_each_members_hooks_
     import lightning as L
     from lightning.pytorch.callbacks import EarlyStopping
 
-    from trainlab.nn.diagnostics import Diagnostic, NaNGuard
+    from trainlab.nn.diagnostics import Diagnostic
     from trainlab.nn.folding import OwnCallbacks, fold_own, unfolded
 
     class Counting(Diagnostic):
@@ -326,7 +323,6 @@ def test_lightning_skips_the_hooks_a_callback_leaves_idle(tmp_path):
     from lightning.pytorch.callbacks import EarlyStopping
 
     from trainlab.nn.checkpoints import BestAndLastCheckpoint
-    from trainlab.nn.diagnostics import NaNGuard
     from trainlab.nn.folding import fold_own
 
     class Counting(L.Callback):
@@ -479,114 +475,3 @@ def test_training_steps_read_no_value_back_between_logging_steps(tmp_path, monke
     run.trainer.fit(run.module, datamodule=run.datamodule)
     assert len(steps_reading) > 60
     assert 0 < sum(steps_reading[1:]) <= 0.25 * len(steps_reading)
-
-
-def guarded_trainer(net, classes=10, largest=16.0, precision="32-true", **state):
-    """The parts of a trainer NaNGuard reads: an SGD optimizer at lr 0.5, the data's classes and largest feature."""
-    return SimpleNamespace(optimizers=[torch.optim.SGD(net.parameters(), lr=0.5)], precision=precision,
-                           datamodule=SimpleNamespace(num_classes=classes, largest_feature=lambda: largest), **state)
-
-
-def checklist_of(x, y, *, outputs=10, net=None, **data):
-    """NaNGuard's checklist for one batch."""
-    net = net if net is not None else nn.Linear(4, outputs)
-    return NaNGuard.checklist(guarded_trainer(net, **data), SimpleNamespace(net=net), (x, y),
-                              "loss became nan").splitlines()
-
-
-def test_nan_guards_checklist_in_full_when_it_found_no_evidence():
-    assert checklist_of(torch.ones(2, 4), torch.tensor([1, 3])) == [
-        "loss became nan",
-        "Checklist (x: evidence found):",
-        "  [ ] NaN/inf in the inputs: none in this batch",
-        "  [ ] input dtype: torch.float32 (float expected, or word ids)",
-        "  [ ] learning rate: 0.5 (lower it, e.g. optim.lr=0.05)",
-        "  [ ] optimizer: SGD (an adaptive one, optim=adam, is more forgiving)",
-        "  [ ] feature scaling: largest |training feature| 16 (data.scaler=global, standard or minmax)",
-        "  [ ] output size vs labels: 10 outputs for 10 classes, largest label in this batch 3",
-        "  [ ] precision: 32-true (32-true is the safe choice)",
-    ]
-
-
-def test_nan_guards_checklist_marks_each_piece_of_evidence():
-    x = torch.tensor([[1.0, float("inf"), 0.0, 0.0]])
-    lines = checklist_of(x, torch.tensor([12]), outputs=3, largest=5e3, precision="bf16-mixed")
-    assert lines[2] == "  [x] NaN/inf in the inputs: found in this batch"
-    assert lines[3].startswith("  [ ] input dtype")
-    assert lines[6] == "  [x] feature scaling: largest |training feature| 5e+03 (data.scaler=global, standard or minmax)"
-    assert lines[7] == "  [x] output size vs labels: 3 outputs for 10 classes, largest label in this batch 12"
-    assert lines[8] == "  [x] precision: bf16-mixed (32-true is the safe choice)"
-
-
-@pytest.mark.parametrize(("x", "outputs", "classes", "y", "marked"), [
-    (torch.ones(1, 4, dtype=torch.int32), 10, 10, 9, {3}),  # ints that are not word ids
-    (torch.ones(1, 4, dtype=torch.long), 10, 10, 9, set()),  # word ids
-    (torch.ones(1, 4), 1, 2, 1, set()),  # two classes: one logit
-    (torch.ones(1, 4), 10, 10, 10, {7}),  # a label the outputs cannot reach
-    (torch.tensor([[1.0, float("nan")]]).to_sparse_csr(), 10, 10, 0, {2}),  # a multi-hot text batch
-])
-def test_nan_guards_checklist_reads_the_batch_the_net_and_the_data(x, outputs, classes, y, marked):
-    lines = checklist_of(x, torch.tensor([y]), outputs=outputs, classes=classes, largest=1e3)
-    assert {i for i, line in enumerate(lines) if line.startswith("  [x]")} == marked
-
-
-@pytest.mark.parametrize(("largest", "mark"), [(1000.0, " "), (1000.5, "x"), (math.nan, " ")])
-def test_features_above_a_thousand_are_evidence_of_missing_scaling(largest, mark):
-    assert checklist_of(torch.ones(1, 4), torch.tensor([1]), largest=largest)[6].startswith(f"  [{mark}] feature scaling")
-
-
-def test_a_net_that_does_not_end_in_a_linear_layer_leaves_its_output_size_unknown():
-    lines = checklist_of(torch.ones(1, 4), torch.tensor([2]), net=nn.Sequential(nn.Conv1d(1, 1, 1)))
-    assert lines[7] == "  [ ] output size vs labels: None outputs for 10 classes, largest label in this batch 2"
-    lines = checklist_of(torch.ones(1, 4), torch.tensor([10]), net=nn.Sequential(nn.Conv1d(1, 1, 1)))
-    assert lines[7].startswith("  [x] output size vs labels: None outputs")
-
-
-@pytest.mark.parametrize("step", [0, 5])
-def test_a_bad_step_kept_on_the_device_is_reported_with_where_it_was_read(step):
-    guard = NaNGuard(every_n_steps=10)
-    guard.first_bad_step, guard.last_batch = torch.tensor(step), (torch.ones(2, 4), torch.tensor([1, 3]))
-    net = nn.Linear(4, 10)
-    trainer = guarded_trainer(net, current_epoch=1, global_step=7)
-    with pytest.raises(NonFiniteLoss) as error:
-        guard._raise_if_bad(trainer, SimpleNamespace(net=net))
-    assert str(error.value).splitlines()[:2] == [
-        f"loss became non-finite at epoch 1, step {step} (read back at step 7: on this device the guard reads it "
-        "every few steps; the checks below look at the latest batch)", "Checklist (x: evidence found):"]
-    guard.first_bad_step = torch.tensor(-1)
-    guard._raise_if_bad(trainer, SimpleNamespace(net=net))  # every loss was finite
-
-
-def test_gradient_flow_warns_once_per_kind():
-    flow = GradientFlow()
-    for message in ("vanishing gradients at step 0: a", "vanishing gradients at step 25: b",
-                    "exploding gradients at step 50: c", "exploding gradients at step 75: d"):
-        flow._warn(None, message)
-    assert flow.report["warnings"] == ["vanishing gradients at step 0: a", "exploding gradients at step 50: c"]
-
-
-@pytest.mark.parametrize(("samples", "thresholds", "fit"), [
-    ({"train": 50, "val": 50}, {}, "good fit"),  # the gap within the noise of 50 samples
-    ({"train": 500, "val": 500}, {}, "overfitting"),
-    ({"train": 50}, {}, "overfitting"),  # no val count: the gap is not tested
-    ({"train": 500, "val": 500}, {"overfit_gap": 0.1}, "good fit"),
-    ({"train": 500, "val": 500}, {"underfit_acc": 0.97}, "underfitting"),
-])
-def test_the_verdict_callback_judges_on_its_thresholds_and_the_runs_sample_sizes(samples, thresholds, fit):
-    history = [{"epoch": 0, "train/acc": 0.96, "val/acc": 0.90, "train/loss": 0.2, "val/loss": 0.3}]
-    verdict, logged = FitVerdict(**thresholds), []
-    logger = SimpleNamespace(log_metrics=logged.append)
-    verdict.on_fit_end(SimpleNamespace(loggers=[logger, logger]), SimpleNamespace(history=history, samples=samples))
-    assert verdict.report["fit"] == fit
-    assert logged == 2 * [{"verdict/overfitting": float(fit == "overfitting"),
-                           "verdict/underfitting": float(fit == "underfitting")}]
-
-
-def test_epoch_time_records_each_epochs_seconds_and_their_median(monkeypatch):
-    clock = iter([10.0, 12.34567, 20.0, 21.0, 30.0, 34.0])
-    monkeypatch.setattr(time, "perf_counter", lambda: next(clock))
-    timer = EpochTime()
-    for _ in range(3):
-        timer.on_train_epoch_start(None, None)
-        timer.on_train_epoch_end(None, None)
-    assert timer.report == {"seconds": [2.3457, 1.0, 4.0], "median_s": 2.3457}

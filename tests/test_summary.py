@@ -11,7 +11,20 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from trainlab.run.summary import _fmt, optimized_value, record_failure, record_notes, save_predictions
+from trainlab.nn.diagnostics import DeadUnits, EpochTime, FitVerdict, GradientFlow
+from trainlab.nn.folding import OwnCallbacks
+from trainlab.run.summary import (
+    _fmt,
+    build_summary,
+    diagnostics,
+    optimized_value,
+    record_failure,
+    record_labels,
+    record_notes,
+    run_record,
+    save_predictions,
+    write,
+)
 
 
 def test_the_tested_weights_predictions_are_saved_with_their_accuracy_confusion_and_fingerprint(digits_run):
@@ -113,3 +126,56 @@ def test_the_last_log_line_notes_requeues_and_pruning(record, notes):
 
 def test_the_last_log_line_gives_metrics_without_the_epoch():
     assert _fmt({"epoch": 3, "val/acc": 0.5, "val/loss": 0.25}) == "val/acc=0.5000 val/loss=0.2500"
+
+
+@pytest.mark.parametrize(("names", "written"), [(["bad", "good"], {"0": "bad", "1": "good"}), (None, None), ([], None)])
+def test_labels_json_names_each_output_id_when_the_data_has_names(tmp_path, names, written):
+    record_labels(tmp_path, SimpleNamespace(label_names=names))
+    labels = tmp_path / "labels.json"
+    assert (json.loads(labels.read_text()) if labels.exists() else None) == written
+
+
+def test_the_run_record_gives_the_nets_make_up_and_the_runs_settings():
+    net = torch.nn.Linear(3, 2)
+    net.widths = [3, 2]
+    run = SimpleNamespace(module=SimpleNamespace(net=net), trainer=SimpleNamespace(precision="bf16-mixed"),
+                          memory={"total_mib": 1.5})
+    assert run_record(run, ["seed=1"]) == {"overrides": ["seed=1"], "threads": torch.get_num_threads(),
+                                           "num_parameters": 8, "layer_widths": [3, 2], "precision": "bf16-mixed",
+                                           "memory": {"total_mib": 1.5}}
+
+
+HISTORY = [{"epoch": 0, "train/loss": 0.9, "val/loss": 0.5}, {"epoch": 1, "train/loss": 0.4, "val/loss": 0.3},
+           {"epoch": 2, "train/loss": 0.2, "val/loss": 0.4}, {"epoch": 3, "train/loss": 0.1}]
+
+
+def test_the_summary_takes_the_best_epoch_by_val_loss_and_the_final_one_as_trained():
+    module = SimpleNamespace(history=HISTORY, net=torch.nn.Linear(3, 2))
+    summary = build_summary(module, SimpleNamespace(current_epoch=4, precision=16), {"test/acc": 0.5}, 12.34567)
+    assert summary == {"status": "completed", "final": HISTORY[3], "best": HISTORY[1], "best_epoch": 1,
+                       "test": {"test/acc": 0.5}, "epochs_run": 4, "num_parameters": 8, "layer_widths": None,
+                       "precision": "16", "wall_time_s": 12.346, "history": HISTORY}
+    assert summary["final"] is not HISTORY[3]  # a copy: the history row stays as logged
+
+
+def test_a_summary_without_epochs_has_no_best_or_final():
+    module = SimpleNamespace(history=[], net=torch.nn.Linear(3, 2))
+    summary = build_summary(module, SimpleNamespace(current_epoch=0, precision="32-true"), {}, 0.0)
+    assert (summary["final"], summary["best"], summary["best_epoch"]) == ({}, {}, None)
+
+
+def test_the_diagnostics_found_are_reported_by_name_the_verdict_apart():
+    verdict, flow, time_, dead = FitVerdict(), GradientFlow(), EpochTime(), DeadUnits()
+    verdict.report, time_.report = {"fit": "good fit"}, {"median_s": 0.5}
+    flow.report = {"warnings": ["vanishing"]}
+    callbacks = [OwnCallbacks([flow, dead]), verdict, time_, SimpleNamespace(report={"not": "a diagnostic"})]
+    assert diagnostics(SimpleNamespace(callbacks=callbacks)) == (
+        {"fit": "good fit"}, {"gradient_flow": {"warnings": ["vanishing"]}, "epoch_time": {"median_s": 0.5}})
+    assert diagnostics(SimpleNamespace(callbacks=[dead])) == (None, {})
+
+
+@pytest.mark.parametrize("rank_zero", [True, False])
+def test_only_rank_zero_writes_the_summary(tmp_path, rank_zero):
+    write(tmp_path, {"status": "completed"}, SimpleNamespace(is_global_zero=rank_zero))
+    path = tmp_path / "summary.json"
+    assert (path.read_text() if path.exists() else None) == ('{\n  "status": "completed"\n}' if rank_zero else None)

@@ -183,7 +183,7 @@ class TextDataModule(InMemoryDataModule):
             {self.text_column: "text", self.label_column: "label"}) for name, part in parts.items() if part is not None}
         labels = [v for part in parts.values() for v in part["label"]]
         self.label_names = names or [str(v) for v in sorted(set(labels))]
-        self._check(parts, labels)
+        self._check(parts)
         if names is None:  # string (or arbitrary) labels become ids 0..K-1, recorded as label_names
             index = {name: i for i, name in enumerate(self.label_names)}
             parts = {n: p.map(lambda b: {"label_id": [index[str(v)] for v in b["label"]]}, batched=True,
@@ -196,7 +196,7 @@ class TextDataModule(InMemoryDataModule):
             parts.update({name: whole.select(r) for name, r in rows.items()})
         self._encode(parts)
 
-    def _check(self, parts: dict, labels: list) -> None:
+    def _check(self, parts: dict) -> None:
         for name, part in parts.items():
             empty = [i for i, t in enumerate(texts(part)) if t is None or not str(t).strip()]
             if empty:

@@ -103,9 +103,10 @@ def validation_epoch(dead, net, batches, sanity=False):
         SimpleNamespace(net=net), Logger()
     trainer.loggers = [logger]
     for index, (batch, loader) in enumerate(batches):
-        dead.on_validation_batch_start(trainer, module, batch, index, loader)
+        where = (index, loader) if loader else (index,)  # Lightning names the loader only when there are several
+        dead.on_validation_batch_start(trainer, module, batch, *where)
         net(batch)
-        dead.on_validation_batch_end(trainer, module, None, batch, index, loader)
+        dead.on_validation_batch_end(trainer, module, None, batch, *where)
     dead.on_validation_epoch_end(trainer, module)
     return logger.rows
 

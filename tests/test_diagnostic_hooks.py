@@ -74,7 +74,7 @@ def test_gradient_flow_warns_above_its_ratio_and_norm(norms, kinds):
 
 def test_gradient_flow_warnings_say_where_and_what_to_try():
     flow = GradientFlow()
-    flow_step(flow, net_with_grads(1.0, 2000.0), step=75)
+    flow_step(flow, net_with_grads(1.0, 5.0, 2000.0), step=75)
     assert flow.report["warnings"] == [
         "vanishing gradients at step 75: first layer 1.00e+00 is 2000x below the last layer 2.00e+03 (try relu, "
         "kaiming init, batch norm or an adaptive optimizer)",
@@ -169,6 +169,14 @@ def test_every_n_steps_keeps_the_first_bad_step_and_reads_it_on_its_steps():
         guard.on_train_batch_end(trainer, module, torch.tensor(0.1), BATCH, 0)
 
 
+def test_the_first_bad_step_is_kept_even_when_it_is_step_zero():
+    guard = NaNGuard(every_n_steps=4)
+    for step in (0, 1):
+        trainer, module = guard_trainer(step=step)
+        guard.on_train_batch_end(trainer, module, torch.tensor(float("nan")), BATCH, 0)
+    assert int(guard.first_bad_step) == 0
+
+
 def test_a_bad_step_kept_between_reads_is_read_at_the_epochs_end():
     guard = NaNGuard(every_n_steps=100)
     trainer, module = guard_trainer(step=3)
@@ -182,7 +190,7 @@ def val_guard(loss, *, sanity=False, fn="fit"):
     trainer, module = guard_trainer(epoch=4, sanity_checking=sanity, state=SimpleNamespace(fn=fn),
                                     callback_metrics={} if loss is None else {"val/loss": torch.tensor(loss)})
     guard = NaNGuard()
-    guard.on_validation_batch_start(trainer, module, BATCH, 0, 0)
+    guard.on_validation_batch_start(trainer, module, BATCH, 0)  # one loader: Lightning passes no dataloader_idx
     guard.on_validation_batch_start(trainer, module, (torch.zeros(1, 4), torch.tensor([0])), 1, 0)  # not kept
     guard.on_validation_batch_start(trainer, module, (torch.zeros(1, 4), torch.tensor([0])), 0, 1)  # not kept
     guard.on_validation_end(trainer, module)
@@ -283,7 +291,7 @@ def test_gradient_flow_warns_once_per_kind():
     flow = GradientFlow()
     for message in ("vanishing gradients at step 0: a", "vanishing gradients at step 25: b",
                     "exploding gradients at step 50: c", "exploding gradients at step 75: d"):
-        flow._warn(None, message)
+        flow._warn(message)
     assert flow.report["warnings"] == ["vanishing gradients at step 0: a", "exploding gradients at step 50: c"]
 
 

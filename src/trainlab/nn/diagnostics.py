@@ -99,15 +99,15 @@ class GradientFlow(Diagnostic):
         ratio = norms[-1] / max(norms[0], 1e-30)
         self.report.update(last_norms=norms, last_to_first_ratio=ratio)
         if ratio > self.vanishing_ratio:
-            self._warn(trainer, f"vanishing gradients at step {trainer.global_step}: first layer {norms[0]:.2e} is "
-                                f"{ratio:.0f}x below the last layer {norms[-1]:.2e} (try relu, kaiming init, "
-                                "batch norm or an adaptive optimizer)")
+            self._warn(f"vanishing gradients at step {trainer.global_step}: first layer {norms[0]:.2e} is "
+                       f"{ratio:.0f}x below the last layer {norms[-1]:.2e} (try relu, kaiming init, "
+                       "batch norm or an adaptive optimizer)")
         if max(norms) > self.exploding_norm:
-            self._warn(trainer, f"exploding gradients at step {trainer.global_step}: a layer's gradient norm is "
-                                f"{max(norms):.2e} (lower the lr, clip gradients with trainer.gradient_clip_val=1.0, "
-                                "or normalise)")
+            self._warn(f"exploding gradients at step {trainer.global_step}: a layer's gradient norm is "
+                       f"{max(norms):.2e} (lower the lr, clip gradients with trainer.gradient_clip_val=1.0, "
+                       "or normalise)")
 
-    def _warn(self, trainer, message: str) -> None:
+    def _warn(self, message: str) -> None:
         kind = message.split()[0]  # vanishing or exploding
         if not any(w.startswith(kind) for w in self.report["warnings"]):  # once per kind, not every N steps
             log.warning("gradient flow: %s", message)

@@ -133,6 +133,8 @@ def test_labels_json_names_each_output_id_when_the_data_has_names(tmp_path, name
     record_labels(tmp_path, SimpleNamespace(label_names=names))
     labels = tmp_path / "labels.json"
     assert (json.loads(labels.read_text()) if labels.exists() else None) == written
+    if written:
+        assert labels.read_text() == '{\n  "0": "bad",\n  "1": "good"\n}'  # indented, for a person to read
 
 
 def test_the_run_record_gives_the_nets_make_up_and_the_runs_settings():
@@ -143,6 +145,8 @@ def test_the_run_record_gives_the_nets_make_up_and_the_runs_settings():
     assert run_record(run, ["seed=1"]) == {"overrides": ["seed=1"], "threads": torch.get_num_threads(),
                                            "num_parameters": 8, "layer_widths": [3, 2], "precision": "bf16-mixed",
                                            "memory": {"total_mib": 1.5}}
+    run.module.net = torch.nn.Linear(3, 2)  # a user's own net need not list its widths
+    assert run_record(run, [])["layer_widths"] is None
 
 
 HISTORY = [{"epoch": 0, "train/loss": 0.9, "val/loss": 0.5}, {"epoch": 1, "train/loss": 0.4, "val/loss": 0.3},
@@ -151,9 +155,10 @@ HISTORY = [{"epoch": 0, "train/loss": 0.9, "val/loss": 0.5}, {"epoch": 1, "train
 
 def test_the_summary_takes_the_best_epoch_by_val_loss_and_the_final_one_as_trained():
     module = SimpleNamespace(history=HISTORY, net=torch.nn.Linear(3, 2))
+    module.net.widths = [3, 2]
     summary = build_summary(module, SimpleNamespace(current_epoch=4, precision=16), {"test/acc": 0.5}, 12.34567)
     assert summary == {"status": "completed", "final": HISTORY[3], "best": HISTORY[1], "best_epoch": 1,
-                       "test": {"test/acc": 0.5}, "epochs_run": 4, "num_parameters": 8, "layer_widths": None,
+                       "test": {"test/acc": 0.5}, "epochs_run": 4, "num_parameters": 8, "layer_widths": [3, 2],
                        "precision": "16", "wall_time_s": 12.346, "history": HISTORY}
     assert summary["final"] is not HISTORY[3]  # a copy: the history row stays as logged
 

@@ -99,9 +99,8 @@ def relu_net() -> nn.Sequential:
 
 
 def validation_epoch(dead, net, batches, sanity=False):
-    trainer, module, logger = SimpleNamespace(sanity_checking=sanity, current_epoch=1, global_step=9), \
-        SimpleNamespace(net=net), Logger()
-    trainer.loggers = [logger]
+    logger, module = Logger(), SimpleNamespace(net=net)
+    trainer = SimpleNamespace(sanity_checking=sanity, current_epoch=1, global_step=9, loggers=[logger])
     for index, (batch, loader) in enumerate(batches):
         where = (index, loader) if loader else (index,)  # Lightning names the loader only when there are several
         dead.on_validation_batch_start(trainer, module, batch, *where)

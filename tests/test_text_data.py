@@ -6,12 +6,14 @@ import socket
 import subprocess
 import sys
 
+import datasets
 import numpy as np
 import pandas
 import pytest
 import scipy.sparse as sp
 import torch
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+from huggingface_hub import constants
 
 from trainlab.errors import ConfigError
 from trainlab.nn import text
@@ -303,19 +305,26 @@ def test_hub_reachable_asks_the_endpoints_host_on_port_443(monkeypatch):
     assert not text._hub_reachable()
 
 
-def test_an_unreachable_hub_reads_the_cache_only_and_says_so(monkeypatch, caplog):
-    import datasets
-    from huggingface_hub import constants
-
+@pytest.fixture
+def hub(monkeypatch):
+    """`datasets` told it is online; each test says whether the Hub answers and what load_dataset does."""
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(text, "_hub_reachable", lambda: False)
+
+    def answers(reachable, load_dataset):
+        monkeypatch.setattr(text, "_hub_reachable", reachable)
+        monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+
+    return answers
+
+
+def test_an_unreachable_hub_reads_the_cache_only_and_says_so(hub, caplog):
     seen = []
 
     def load_dataset(name, config_name):
         seen.append((name, config_name, datasets.config.HF_HUB_OFFLINE, constants.HF_HUB_OFFLINE))
         raise FileNotFoundError("not cached")
 
-    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    hub(lambda: False, load_dataset)
     with caplog.at_level(logging.WARNING, logger="trainlab.nn.text"), pytest.raises(ConfigError) as error:
         load_hub("org/set", "plain", offline_instead="data=mnist")
     assert seen == [("org/set", "plain", True, True)]  # both libraries' switches: `datasets` and the Hub client
@@ -325,26 +334,18 @@ def test_an_unreachable_hub_reads_the_cache_only_and_says_so(monkeypatch, caplog
                                        "it is not in the local cache. Use the embedded data=mnist offline")
 
 
-def test_online_a_hub_failure_gives_its_own_first_line(monkeypatch):
-    import datasets
-
-    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(text, "_hub_reachable", lambda: True)
-
+def test_online_a_hub_failure_gives_its_own_first_line(hub):
     def load_dataset(name, config_name):
         raise ValueError("config 'x' not found\nmore detail")
 
-    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    hub(lambda: True, load_dataset)
     with pytest.raises(ConfigError, match="cannot load 'org/set' from the Hugging Face Hub: config 'x' not found\\. "
                                           "Use the embedded data=bbc_news offline") as error:
         load_hub("org/set")
     assert "more detail" not in str(error.value)
 
 
-def test_a_local_folder_is_loaded_without_asking_the_network(monkeypatch, tmp_path):
-    import datasets
-
-    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(text, "_hub_reachable", lambda: pytest.fail("asked the network for a local folder"))
-    monkeypatch.setattr(datasets, "load_dataset", lambda name, config_name: (name, datasets.config.HF_HUB_OFFLINE))
+def test_a_local_folder_is_loaded_without_asking_the_network(hub, tmp_path):
+    hub(lambda: pytest.fail("asked the network for a local folder"),
+        lambda name, config_name: (name, datasets.config.HF_HUB_OFFLINE))
     assert load_hub(str(tmp_path)) == (str(tmp_path), False)
